@@ -1,0 +1,26 @@
+"""mmsa_envs: multi-agent environments behind one numpy contract.
+
+>>> from mmsa_envs import make
+>>> env = make("dummy")
+>>> step = env.reset(seed=0)
+>>> step.obs.shape, step.state.shape, step.avail_actions.shape
+((3, 7), (11,), (3, 6))
+"""
+
+from ._core import ActionKind, EnvSpec, MultiAgentEnv, Step
+from ._dummy import DummyEnv
+from ._registry import MissingBackendError, UnknownEnvError, backends, make, registered
+
+__all__ = [
+    "ActionKind",
+    "DummyEnv",
+    "EnvSpec",
+    "MissingBackendError",
+    "MultiAgentEnv",
+    "Step",
+    "UnknownEnvError",
+    "backends",
+    "make",
+    "registered",
+]
+__version__ = "0.1.0"

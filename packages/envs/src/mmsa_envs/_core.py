@@ -1,0 +1,209 @@
+"""The numpy-side contract every adapter implements: `EnvSpec`, `Step` and `MultiAgentEnv`.
+
+Shapes use the axis letters of the project's design: `N` agents, `O` per-agent observation
+(padded to the largest agent), `S` global state, `A` actions (count if discrete, dims if
+continuous).
+
+A loop over one env reads::
+
+    env = make("dummy")
+    step = env.reset(seed=0)
+    while not step.done:
+        actions = policy(step.obs, step.avail_actions)      # [N] int64 or [N, A] float32
+        step = env.step(actions)
+    env.close()
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+ActionKind = Literal["discrete", "continuous"]
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static description of a multi-agent env; stored with every result."""
+
+    id: str
+    """Full id, `backend:name`."""
+    n_agents: int
+    obs_dim: int
+    """Per-agent observation size, padded to the largest agent (`O`)."""
+    state_dim: int
+    """Global state size (`S`)."""
+    action_kind: ActionKind
+    n_actions: int
+    """Number of actions (discrete) or action dimensions per agent (continuous) (`A`)."""
+    episode_limit: int
+    """Maximum number of steps in an episode; reaching it is truncation, not termination."""
+    agent_obs_dims: tuple[int, ...] = ()
+    """True observation size of each agent before padding (defaults to `obs_dim` for all)."""
+    action_low: tuple[float, ...] | None = None
+    """Lower bound of each action dimension (continuous only)."""
+    action_high: tuple[float, ...] | None = None
+    """Upper bound of each action dimension (continuous only)."""
+    has_win: bool = False
+    """Whether `info["battle_won"]` is meaningful at the end of an episode."""
+    backend_versions: Mapping[str, str] = field(default_factory=dict)
+    """Package name -> version of the backend packages this env runs on."""
+
+    def __post_init__(self) -> None:
+        if self.action_kind not in ("discrete", "continuous"):
+            raise ValueError(
+                f"action_kind={self.action_kind!r} is not allowed; use 'discrete' or 'continuous'"
+            )
+        for name in ("n_agents", "obs_dim", "state_dim", "n_actions", "episode_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"EnvSpec.{name}={value!r} must be a positive int")
+        if not self.agent_obs_dims:
+            object.__setattr__(self, "agent_obs_dims", (self.obs_dim,) * self.n_agents)
+        if len(self.agent_obs_dims) != self.n_agents or max(self.agent_obs_dims) > self.obs_dim:
+            raise ValueError(
+                f"agent_obs_dims={self.agent_obs_dims} must have {self.n_agents} entries, "
+                f"each at most obs_dim={self.obs_dim}"
+            )
+        if self.action_kind == "continuous":
+            if self.action_low is None or self.action_high is None:
+                raise ValueError(f"continuous env {self.id!r} needs action_low and action_high")
+            if len(self.action_low) != self.n_actions or len(self.action_high) != self.n_actions:
+                raise ValueError(
+                    f"action bounds of {self.id!r} must have n_actions={self.n_actions} entries"
+                )
+
+    @property
+    def discrete(self) -> bool:
+        return self.action_kind == "discrete"
+
+
+@dataclass(frozen=True)
+class Step:
+    """What an env returns from `reset` and `step`.
+
+    `obs [N, O] float32`, `state [S] float32`, `avail_actions [N, A] bool` (all true for
+    continuous actions), team `reward` (0 after reset). `truncated` marks a time limit: learners
+    bootstrap through it. `info` is for logging only (`battle_won`, per-agent rewards, ...).
+    """
+
+    obs: np.ndarray
+    state: np.ndarray
+    avail_actions: np.ndarray
+    reward: float = 0.0
+    terminated: bool = False
+    truncated: bool = False
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.terminated or self.truncated
+
+
+class MultiAgentEnv(ABC):
+    """Base class of every adapter: validates actions once, here, so adapters stay thin.
+
+    Subclasses set `self.spec` and implement `_reset(seed)` and `_step(actions)`.
+    """
+
+    spec: EnvSpec
+
+    def __init__(self) -> None:
+        self._needs_reset = True
+        self._avail: np.ndarray | None = None
+        self.elapsed_steps = 0
+
+    # ------------------------------------------------------------------ public API
+    def reset(self, seed: int | None = None) -> Step:
+        """Start an episode. `seed` makes the episode reproducible."""
+        step = self._reset(seed)
+        self._needs_reset = False
+        self._avail = step.avail_actions
+        self.elapsed_steps = 0
+        return step
+
+    def step(self, actions: np.ndarray | Any) -> Step:
+        """Apply one joint action: `[N]` int64 (discrete) or `[N, A]` float (continuous)."""
+        if self._needs_reset:
+            raise RuntimeError(
+                f"{self.spec.id}: step() called on a finished or never-started episode; "
+                "call reset() first"
+            )
+        actions = self.validate_actions(actions)
+        step = self._step(actions)
+        self.elapsed_steps += 1
+        self._avail = step.avail_actions
+        if step.done:
+            self._needs_reset = True
+        return step
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release backend resources."""
+
+    def __enter__(self) -> MultiAgentEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ checks
+    def validate_actions(self, actions: np.ndarray | Any) -> np.ndarray:
+        """Return `actions` as a checked array, or raise ValueError naming agent and value."""
+        spec = self.spec
+        arr = np.asarray(actions)
+        if spec.discrete:
+            if arr.shape != (spec.n_agents,):
+                raise ValueError(
+                    f"{spec.id}: actions must have shape ({spec.n_agents},) "
+                    f"(one int per agent), got {arr.shape}"
+                )
+            if not np.issubdtype(arr.dtype, np.integer):
+                raise ValueError(
+                    f"{spec.id}: discrete actions must be integers, got dtype {arr.dtype}"
+                )
+            bad = np.flatnonzero((arr < 0) | (arr >= spec.n_actions))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(
+                    f"{spec.id}: agent {i} action {int(arr[i])} is out of range "
+                    f"[0, {spec.n_actions - 1}]"
+                )
+            if self._avail is not None:
+                ok = self._avail[np.arange(spec.n_agents), arr]
+                if not ok.all():
+                    i = int(np.flatnonzero(~ok)[0])
+                    allowed = np.flatnonzero(self._avail[i]).tolist()
+                    raise ValueError(
+                        f"{spec.id}: agent {i} action {int(arr[i])} is not available now; "
+                        f"available actions: {allowed}"
+                    )
+            return arr.astype(np.int64, copy=False)
+        if arr.shape != (spec.n_agents, spec.n_actions):
+            raise ValueError(
+                f"{spec.id}: actions must have shape ({spec.n_agents}, {spec.n_actions}), "
+                f"got {arr.shape}"
+            )
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise ValueError(f"{spec.id}: continuous actions must be floats, got dtype {arr.dtype}")
+        assert spec.action_low is not None and spec.action_high is not None
+        low = np.asarray(spec.action_low)
+        high = np.asarray(spec.action_high)
+        outside = ~np.isfinite(arr) | (arr < low - 1e-6) | (arr > high + 1e-6)
+        if outside.any():
+            i, j = (int(v) for v in np.argwhere(outside)[0])
+            raise ValueError(
+                f"{spec.id}: agent {i} action dim {j} = {float(arr[i, j])!r} is outside "
+                f"[{low[j]}, {high[j]}]"
+            )
+        return arr.astype(np.float32, copy=False)
+
+    # ------------------------------------------------------------------ adapter hooks
+    @abstractmethod
+    def _reset(self, seed: int | None) -> Step: ...
+
+    @abstractmethod
+    def _step(self, actions: np.ndarray) -> Step: ...
