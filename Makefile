@@ -43,6 +43,8 @@ serve: setup
 serve-stop:
 	$(BIN)/python -m flows.serve stop
 
+-include make/flows.mk
+
 bench: setup
 	$(BIN)/python bench/envs.py
 
