@@ -1,0 +1,49 @@
+"""Shape checks shared by the SALE modules.
+
+Shapes are API (STYLE.md): every public tensor argument is checked once at the package boundary,
+and a mismatch raises ``ValueError`` naming the argument, the expected shape and the received one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["check_features", "check_positive_int", "broadcast_leading"]
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` if it is a positive ``int`` (not ``bool``), else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def check_features(where: str, name: str, tensor: Tensor, size: int, axis_letter: str) -> None:
+    """Check that ``tensor`` is ``[..., size]``; the message shows both shapes."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{where}: {name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.ndim < 1 or tensor.shape[-1] != size:
+        raise ValueError(
+            f"{where}: expected {name} of shape [..., {axis_letter}={size}], "
+            f"got {list(tensor.shape)}"
+        )
+    if not tensor.is_floating_point():
+        raise ValueError(
+            f"{where}: {name} must be a floating-point tensor, got dtype {tensor.dtype} "
+            "(discrete actions are one-hot float vectors made by the caller)"
+        )
+
+
+def broadcast_leading(where: str, names: tuple[str, str], a: Tensor, b: Tensor) -> torch.Size:
+    """Broadcast the leading shapes (all but the feature axis) of ``a`` and ``b``.
+
+    Raises ``ValueError`` naming both shapes when they do not broadcast.
+    """
+    try:
+        return torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+    except RuntimeError:
+        raise ValueError(
+            f"{where}: leading axes of {names[0]} {list(a.shape)} and {names[1]} "
+            f"{list(b.shape)} do not broadcast (all axes but the last must be equal or 1)"
+        ) from None
