@@ -7,9 +7,11 @@
 ((3, 7), (11,), (3, 6))
 """
 
+from ._checks import check_env
 from ._core import ActionKind, EnvSpec, MultiAgentEnv, Step
 from ._dummy import DummyEnv
 from ._registry import MissingBackendError, UnknownEnvError, backends, make, registered
+from ._seeding import episode_seed
 
 __all__ = [
     "ActionKind",
@@ -20,6 +22,8 @@ __all__ = [
     "Step",
     "UnknownEnvError",
     "backends",
+    "check_env",
+    "episode_seed",
     "make",
     "registered",
 ]

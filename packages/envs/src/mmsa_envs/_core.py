@@ -111,6 +111,9 @@ class MultiAgentEnv(ABC):
     """
 
     spec: EnvSpec
+    reproducible_resets: bool = True
+    """Whether `reset(seed)` with the same seed and the same actions replays an episode exactly
+    (False only where the backend cannot be seeded per episode, e.g. StarCraft II)."""
 
     def __init__(self) -> None:
         self._needs_reset = True
