@@ -16,14 +16,16 @@ class _Broken(DummyEnv):
     def __init__(self, defect: str, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.defect = defect
-        self._unseeded = np.random.default_rng()
+        self._resets = 0
         if defect == "padding":
             self.spec = dataclasses.replace(self.spec, agent_obs_dims=(7, 5, 7))
 
     def _reset(self, seed: int | None) -> Step:
-        if self.defect == "ignores_seed":
-            seed = int(self._unseeded.integers(1 << 30))
         step = super()._reset(seed)
+        self._resets += 1
+        if self.defect == "ignores_seed":  # every reset differs, whatever the seed
+            self._offset = self._resets
+            step = self._observe(0.0, False, False)
         if self.defect == "reset_reward":
             step = dataclasses.replace(step, reward=1.0)
         return step
