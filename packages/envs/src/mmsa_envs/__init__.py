@@ -12,6 +12,7 @@ from ._core import ActionKind, EnvSpec, MultiAgentEnv, Step
 from ._dummy import DummyEnv
 from ._registry import MissingBackendError, UnknownEnvError, backends, make, registered
 from ._seeding import episode_seed
+from ._vector import VecStep, VectorEnv
 
 __all__ = [
     "ActionKind",
@@ -21,6 +22,8 @@ __all__ = [
     "MultiAgentEnv",
     "Step",
     "UnknownEnvError",
+    "VecStep",
+    "VectorEnv",
     "backends",
     "check_env",
     "episode_seed",

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+__all__ = ["ActionKind", "EnvSpec", "MultiAgentEnv", "Step", "validate_actions"]
+
 ActionKind = Literal["discrete", "continuous"]
 
 
@@ -156,53 +158,7 @@ class MultiAgentEnv(ABC):
     # ------------------------------------------------------------------ checks
     def validate_actions(self, actions: np.ndarray | Any) -> np.ndarray:
         """Return `actions` as a checked array, or raise ValueError naming agent and value."""
-        spec = self.spec
-        arr = np.asarray(actions)
-        if spec.discrete:
-            if arr.shape != (spec.n_agents,):
-                raise ValueError(
-                    f"{spec.id}: actions must have shape ({spec.n_agents},) "
-                    f"(one int per agent), got {arr.shape}"
-                )
-            if not np.issubdtype(arr.dtype, np.integer):
-                raise ValueError(
-                    f"{spec.id}: discrete actions must be integers, got dtype {arr.dtype}"
-                )
-            bad = np.flatnonzero((arr < 0) | (arr >= spec.n_actions))
-            if bad.size:
-                i = int(bad[0])
-                raise ValueError(
-                    f"{spec.id}: agent {i} action {int(arr[i])} is out of range "
-                    f"[0, {spec.n_actions - 1}]"
-                )
-            if self._avail is not None:
-                ok = self._avail[np.arange(spec.n_agents), arr]
-                if not ok.all():
-                    i = int(np.flatnonzero(~ok)[0])
-                    allowed = np.flatnonzero(self._avail[i]).tolist()
-                    raise ValueError(
-                        f"{spec.id}: agent {i} action {int(arr[i])} is not available now; "
-                        f"available actions: {allowed}"
-                    )
-            return arr.astype(np.int64, copy=False)
-        if arr.shape != (spec.n_agents, spec.n_actions):
-            raise ValueError(
-                f"{spec.id}: actions must have shape ({spec.n_agents}, {spec.n_actions}), "
-                f"got {arr.shape}"
-            )
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"{spec.id}: continuous actions must be floats, got dtype {arr.dtype}")
-        assert spec.action_low is not None and spec.action_high is not None
-        low = np.asarray(spec.action_low)
-        high = np.asarray(spec.action_high)
-        outside = ~np.isfinite(arr) | (arr < low - 1e-6) | (arr > high + 1e-6)
-        if outside.any():
-            i, j = (int(v) for v in np.argwhere(outside)[0])
-            raise ValueError(
-                f"{spec.id}: agent {i} action dim {j} = {float(arr[i, j])!r} is outside "
-                f"[{low[j]}, {high[j]}]"
-            )
-        return arr.astype(np.float32, copy=False)
+        return validate_actions(self.spec, self._avail, actions)
 
     # ------------------------------------------------------------------ adapter hooks
     @abstractmethod
@@ -210,3 +166,57 @@ class MultiAgentEnv(ABC):
 
     @abstractmethod
     def _step(self, actions: np.ndarray) -> Step: ...
+
+
+def validate_actions(
+    spec: EnvSpec, avail: np.ndarray | None, actions: np.ndarray | Any
+) -> np.ndarray:
+    """Check one joint action against `spec` and the current mask `avail [N, A]` (None: no mask).
+
+    Returns `[N]` int64 (discrete) or `[N, A]` float32 (continuous); raises ValueError naming the
+    agent and the value. `VectorEnv` calls it before sending actions to its workers.
+    """
+    arr = np.asarray(actions)
+    if spec.discrete:
+        if arr.shape != (spec.n_agents,):
+            raise ValueError(
+                f"{spec.id}: actions must have shape ({spec.n_agents},) "
+                f"(one int per agent), got {arr.shape}"
+            )
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{spec.id}: discrete actions must be integers, got dtype {arr.dtype}")
+        bad = np.flatnonzero((arr < 0) | (arr >= spec.n_actions))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"{spec.id}: agent {i} action {int(arr[i])} is out of range "
+                f"[0, {spec.n_actions - 1}]"
+            )
+        if avail is not None:
+            ok = avail[np.arange(spec.n_agents), arr]
+            if not ok.all():
+                i = int(np.flatnonzero(~ok)[0])
+                allowed = np.flatnonzero(avail[i]).tolist()
+                raise ValueError(
+                    f"{spec.id}: agent {i} action {int(arr[i])} is not available now; "
+                    f"available actions: {allowed}"
+                )
+        return arr.astype(np.int64, copy=False)
+    if arr.shape != (spec.n_agents, spec.n_actions):
+        raise ValueError(
+            f"{spec.id}: actions must have shape ({spec.n_agents}, {spec.n_actions}), "
+            f"got {arr.shape}"
+        )
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{spec.id}: continuous actions must be floats, got dtype {arr.dtype}")
+    assert spec.action_low is not None and spec.action_high is not None
+    low = np.asarray(spec.action_low)
+    high = np.asarray(spec.action_high)
+    outside = ~np.isfinite(arr) | (arr < low - 1e-6) | (arr > high + 1e-6)
+    if outside.any():
+        i, j = (int(v) for v in np.argwhere(outside)[0])
+        raise ValueError(
+            f"{spec.id}: agent {i} action dim {j} = {float(arr[i, j])!r} is outside "
+            f"[{low[j]}, {high[j]}]"
+        )
+    return arr.astype(np.float32, copy=False)

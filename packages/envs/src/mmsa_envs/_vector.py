@@ -1,0 +1,291 @@
+"""`VectorEnv`: B copies of one env, stepped together, in worker processes or in-process.
+
+The training loop collects PyMARL-style synchronous batches of B whole episodes::
+
+    with VectorEnv("lbf:Foraging-8x8-2p-2f-coop-v3", num_envs=4, seed=0) as venv:
+        vstep = venv.reset()                       # obs [B, N, O], state [B, S], avail [B, N, A]
+        while not vstep.done.all():
+            vstep = venv.step(policy(vstep.obs, vstep.avail_actions))   # actions [B, N]
+        # rows with vstep.dropped set lost their worker: discard those partial episodes
+
+Every episode of env `i` is seeded with `episode_seed(seed, i, episode_counters[i])`, so a run
+resumes exactly from its counters alone. With `autoreset=False` a finished row waits (its actions
+are ignored, it repeats its final observation with reward 0) until `reset()`. With
+`autoreset=True` a finished row starts its next episode at once; `final_obs`, `final_state` and
+`final_avail_actions` then hold the last observation of the episode that ended (for rows that
+did not end they equal the current observation, so they are always the next observation of the
+transition). A worker that dies is restarted; its row comes back `dropped` and truncated, and
+`dropped_episodes` counts it: partial episodes are never passed off as real ones.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._core import EnvSpec, Step, validate_actions
+from ._seeding import episode_seed
+from ._worker import LocalSlot, ProcessSlot, RemoteError, WorkerCrashed, stack_steps
+
+__all__ = ["VecStep", "VectorEnv"]
+
+_RESET_ATTEMPTS = 3
+"""A worker that crashes this many times in a row while resetting is a broken env, not bad luck."""
+
+
+@dataclass(frozen=True)
+class VecStep:
+    """One step of B envs."""
+
+    obs: np.ndarray
+    """`[B, N, O]` float32."""
+    state: np.ndarray
+    """`[B, S]` float32."""
+    avail_actions: np.ndarray
+    """`[B, N, A]` bool."""
+    reward: np.ndarray
+    """`[B]` float32 team reward."""
+    terminated: np.ndarray
+    """`[B]` bool."""
+    truncated: np.ndarray
+    """`[B]` bool (time limit, or a dropped row)."""
+    dropped: np.ndarray
+    """`[B]` bool: that row's worker crashed; the partial episode must be discarded."""
+    infos: tuple[Mapping[str, Any], ...]
+    """Per env; for a finished row, the info of its last step."""
+    final_obs: np.ndarray | None = None
+    """Auto-reset only: `[B, N, O]` last observation of an episode that ended, else `obs`."""
+    final_state: np.ndarray | None = None
+    """Auto-reset only: `[B, S]`, as `final_obs`."""
+    final_avail_actions: np.ndarray | None = None
+    """Auto-reset only: `[B, N, A]`, as `final_obs`."""
+
+    @property
+    def done(self) -> np.ndarray:
+        """`[B]` bool: terminated or truncated."""
+        return self.terminated | self.truncated
+
+
+class VectorEnv:
+    """B copies of `env_id` (see the module docstring for the loop and the semantics)."""
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        *,
+        seed: int = 0,
+        env_kwargs: Mapping[str, Any] | None = None,
+        processes: bool = True,
+        autoreset: bool = False,
+        start_method: str = "forkserver",
+    ) -> None:
+        """`start_method` ('forkserver', 'spawn' or 'fork') only matters with `processes=True`;
+        the default is safe when the parent already runs threads (torch, jax)."""
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"VectorEnv: num_envs={num_envs!r} must be a positive int")
+        episode_seed(seed, 0, 0)  # validates the seed
+        if start_method not in mp.get_all_start_methods():
+            raise ValueError(
+                f"VectorEnv: start_method={start_method!r} is not available here; "
+                f"use one of {mp.get_all_start_methods()}"
+            )
+        self.num_envs = num_envs
+        self.seed = seed
+        self.autoreset = autoreset
+        self.processes = processes
+        self.dropped_episodes = 0
+        self._counters = np.zeros(num_envs, np.int64)
+        kwargs = dict(env_kwargs or {})
+        self._slots: list[LocalSlot | ProcessSlot] = []
+        try:
+            for i in range(num_envs):
+                if processes:
+                    ctx = mp.get_context(start_method)
+                    self._slots.append(ProcessSlot(env_id, kwargs, seed, i, ctx))
+                else:
+                    self._slots.append(LocalSlot(env_id, kwargs, seed, i))
+        except BaseException:
+            self.close()
+            raise
+        self.spec: EnvSpec = self._slots[0].spec
+        self._last: list[Step | None] = [None] * num_envs
+        self._finished = np.ones(num_envs, bool)
+        self._started = False
+        self._closed = False
+
+    # ------------------------------------------------------------------ counters
+    @property
+    def episode_counters(self) -> np.ndarray:
+        """`[B]` int64: episodes started so far per env (settable, e.g. on resume)."""
+        return self._counters.copy()
+
+    @episode_counters.setter
+    def episode_counters(self, value: np.ndarray) -> None:
+        arr = np.asarray(value)
+        if arr.shape != (self.num_envs,) or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(
+                f"episode_counters must be {self.num_envs} ints, got shape {arr.shape} "
+                f"dtype {arr.dtype}"
+            )
+        if (arr < 0).any():
+            raise ValueError(f"episode_counters must be non-negative, got {arr.tolist()}")
+        self._counters = arr.astype(np.int64)
+
+    @property
+    def worker_pids(self) -> list[int | None]:
+        """Process id of each worker (None in-process)."""
+        return [slot.pid for slot in self._slots]
+
+    # ------------------------------------------------------------------ API
+    def reset(self) -> VecStep:
+        """Start a new episode in every env."""
+        self._check_open()
+        steps = [self._reset_row(i) for i in range(self.num_envs)]
+        self._last = list(steps)
+        self._finished[:] = False
+        self._started = True
+        b = self.num_envs
+        obs, state, avail = stack_steps(steps)
+        zeros = np.zeros(b, bool)
+        finals = (obs, state, avail) if self.autoreset else (None, None, None)
+        return VecStep(
+            obs, state, avail, np.zeros(b, np.float32), zeros, zeros.copy(), zeros.copy(),
+            tuple(s.info for s in steps), *finals,
+        )  # fmt: skip
+
+    def step(self, actions: np.ndarray) -> VecStep:
+        """Step every running env: `actions [B, N]` int64 or `[B, N, A]` float32."""
+        self._check_open()
+        if not self._started:
+            raise RuntimeError("VectorEnv.step() called before reset()")
+        actions = self._check_actions(actions)
+        active = np.flatnonzero(~self._finished)
+        try:
+            steps, finals, dropped = self._step_rows(active, actions)
+        except BaseException:
+            self._started = False  # rows may disagree now; the caller must reset
+            raise
+        self._last = list(steps)
+        obs, state, avail = stack_steps(steps)
+        reward = np.zeros(self.num_envs, np.float32)
+        reward[active] = [finals[i].reward for i in active]
+        terminated = np.array([s.terminated for s in finals], bool)
+        truncated = np.array([s.truncated for s in finals], bool)
+        infos = tuple(s.info for s in finals)
+        if not self.autoreset:
+            return VecStep(obs, state, avail, reward, terminated, truncated, dropped, infos)
+        return VecStep(
+            obs, state, avail, reward, terminated, truncated, dropped, infos, *stack_steps(finals)
+        )
+
+    def _step_rows(
+        self, active: np.ndarray, actions: np.ndarray
+    ) -> tuple[list[Step], list[Step], np.ndarray]:
+        """Send every active row its action, then collect: (current steps, final steps, dropped)."""
+        for i in active:
+            counter = int(self._counters[i]) if self.autoreset else None
+            self._slots[i].send("step", (actions[i], counter))
+        steps: list[Step] = list(self._last)  # type: ignore[arg-type]
+        finals = list(steps)
+        dropped = np.zeros(self.num_envs, bool)
+        error: BaseException | None = None
+        for i in active:
+            try:
+                step, first = self._slots[i].recv()
+            except WorkerCrashed:
+                dropped[i] = True
+                self.dropped_episodes += 1
+                step = _dropped(steps[i])
+                if self.autoreset:
+                    first = self._restart_and_reset(i)
+                else:
+                    self._restart(i)
+            except RemoteError as err:
+                error = error or err  # keep collecting so every pipe stays in step
+                continue
+            finals[i] = step
+            if self.autoreset and step.done:
+                if not dropped[i]:
+                    self._counters[i] += 1  # the worker reset with episode_seed(.., counter)
+                steps[i] = first
+            else:
+                steps[i] = step
+                self._finished[i] = step.done
+        if error is not None:
+            raise error
+        return steps, finals, dropped
+
+    def close(self) -> None:
+        """Stop every worker (idempotent)."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        for slot in getattr(self, "_slots", []):
+            try:
+                slot.close()
+            except Exception:  # closing must not mask the error that got us here
+                pass
+
+    def __enter__(self) -> VectorEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("VectorEnv is closed")
+
+    def _check_actions(self, actions: np.ndarray) -> np.ndarray:
+        spec, b = self.spec, self.num_envs
+        arr = np.asarray(actions)
+        want = (b, spec.n_agents) if spec.discrete else (b, spec.n_agents, spec.n_actions)
+        if arr.shape != want:
+            raise ValueError(
+                f"{spec.id}: VectorEnv actions must have shape {want}, got {arr.shape}"
+            )
+        out = np.empty(want, np.int64 if spec.discrete else np.float32)
+        for i in np.flatnonzero(~self._finished):
+            last = self._last[i]
+            try:
+                out[i] = validate_actions(
+                    spec, None if last is None else last.avail_actions, arr[i]
+                )
+            except ValueError as err:
+                raise ValueError(f"env {i}: {err}") from None
+        return out
+
+    def _reset_row(self, i: int) -> Step:
+        seed = episode_seed(self.seed, i, int(self._counters[i]))
+        self._counters[i] += 1
+        for attempt in range(_RESET_ATTEMPTS):
+            self._slots[i].send("reset", seed)
+            try:
+                return self._slots[i].recv()  # type: ignore[no-any-return]
+            except WorkerCrashed:
+                if attempt + 1 == _RESET_ATTEMPTS:
+                    raise
+                self._slots[i].restart()
+        raise AssertionError("unreachable")
+
+    def _restart(self, i: int) -> None:
+        """Restart row i's worker; the dropped row stays over until the next reset()."""
+        self._slots[i].restart()
+
+    def _restart_and_reset(self, i: int) -> Step:
+        self._slots[i].restart()
+        return self._reset_row(i)
+
+
+def _dropped(last: Step) -> Step:
+    """The row of a crashed worker: its last observation, reward 0, truncated, flagged."""
+    return Step(last.obs, last.state, last.avail_actions, 0.0, False, True, {"dropped": True})

@@ -1,0 +1,218 @@
+"""The slots a `VectorEnv` steps: one env in a worker process, or one in this process.
+
+Both kinds answer the same three requests (`reset`, `step`, `close`) through `send` then `recv`,
+so the vector env sends to every slot first and then collects, and B worker processes step in
+parallel. A worker that dies shows up as `WorkerCrashed` from `recv` (its pipe reaches EOF);
+`restart()` starts a fresh one.
+
+With auto-reset, a `step` request carries the episode counter to use if the episode ends, and
+the worker resets at once with `episode_seed(seed, index, counter)`: one round trip per step.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import traceback
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from ._core import EnvSpec, MultiAgentEnv, Step
+from ._seeding import episode_seed
+
+__all__ = ["LocalSlot", "ProcessSlot", "RemoteError", "WorkerCrashed"]
+
+Reply = tuple[Step, Step | None]
+"""What a `step` request returns: the step, and the next episode's first step if it reset."""
+
+
+class WorkerCrashed(RuntimeError):
+    """The worker process of a slot died (killed, segfault, out of memory)."""
+
+
+class RemoteError(RuntimeError):
+    """The env inside a worker raised; carries the original exception and its traceback."""
+
+    def __init__(self, index: int, error: BaseException, tb: str) -> None:
+        super().__init__(f"env {index} raised {type(error).__name__}: {error}\n{tb}")
+        self.error = error
+
+
+def _handle(env: MultiAgentEnv, seed: int, index: int, cmd: str, payload: Any) -> Any:
+    if cmd == "reset":
+        return env.reset(seed=payload)
+    if cmd == "step":
+        actions, next_counter = payload
+        step = env.step(actions)
+        first = None
+        if step.done and next_counter is not None:
+            first = env.reset(seed=episode_seed(seed, index, next_counter))
+        return step, first
+    raise ValueError(f"unknown request {cmd!r}")
+
+
+def _make(env_id: str, env_kwargs: Mapping[str, Any]) -> MultiAgentEnv:
+    from ._registry import make
+
+    return make(env_id, **env_kwargs)
+
+
+def worker_main(
+    conn: Connection, env_id: str, env_kwargs: Mapping[str, Any], seed: int, index: int
+) -> None:
+    """Body of a worker process: build the env, then answer requests until `close`."""
+    # Ctrl-C goes to the whole process group; the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        env = _make(env_id, env_kwargs)
+    except BaseException as err:  # report construction errors instead of dying silently
+        conn.send(("error", (_picklable(err), traceback.format_exc())))
+        return
+    conn.send(("ok", env.spec))
+    while True:
+        try:
+            cmd, payload = conn.recv()
+        except (EOFError, OSError):
+            break
+        if cmd == "close":
+            env.close()
+            conn.send(("ok", None))
+            break
+        try:
+            conn.send(("ok", _handle(env, seed, index, cmd, payload)))
+        except Exception as err:
+            conn.send(("error", (_picklable(err), traceback.format_exc())))
+    conn.close()
+
+
+def _picklable(err: BaseException) -> BaseException:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        return RuntimeError(f"{type(err).__name__}: {err}")
+
+
+class LocalSlot:
+    """One env in this process; `send` runs the request, `recv` returns its result."""
+
+    pid: int | None = None
+
+    def __init__(self, env_id: str, env_kwargs: Mapping[str, Any], seed: int, index: int) -> None:
+        self.env = _make(env_id, env_kwargs)
+        self.spec: EnvSpec = self.env.spec
+        self._seed, self._index = seed, index
+        self._result: Any = None
+
+    def send(self, cmd: str, payload: Any) -> None:
+        self._result = _handle(self.env, self._seed, self._index, cmd, payload)
+
+    def recv(self) -> Any:
+        result, self._result = self._result, None
+        return result
+
+    def restart(self) -> None:  # an in-process env cannot crash without taking us with it
+        raise WorkerCrashed("in-process envs are never restarted")
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class ProcessSlot:
+    """One env in a worker process, talked to through a pipe."""
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: Mapping[str, Any],
+        seed: int,
+        index: int,
+        context: mp.context.BaseContext,
+    ) -> None:
+        self._args = (env_id, dict(env_kwargs), seed, index)
+        self._context = context
+        self._index = index
+        self._crashed = False
+        self._start()
+
+    def _start(self) -> None:
+        parent, child = self._context.Pipe(duplex=True)
+        process = self._context.Process(  # type: ignore[attr-defined]
+            target=worker_main,
+            args=(child, *self._args),
+            name=f"mmsa-env-{self._index}",
+            daemon=True,
+        )
+        process.start()
+        child.close()  # only the worker holds the child end, so its death gives us EOF
+        self._conn, self._process = parent, process
+        self._crashed = False
+        kind, payload = self._receive()
+        if kind == "error":
+            self._process.join(timeout=5)
+            error, tb = payload
+            raise RemoteError(self._index, error, tb) from error
+        self.spec: EnvSpec = payload
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def _receive(self) -> tuple[str, Any]:
+        try:
+            return self._conn.recv()  # type: ignore[no-any-return]
+        except (EOFError, ConnectionResetError, BrokenPipeError, OSError) as err:
+            raise WorkerCrashed(
+                f"env worker {self._index} (pid {self._process.pid}) died, "
+                f"exit code {self._process.exitcode}"
+            ) from err
+
+    def send(self, cmd: str, payload: Any) -> None:
+        try:
+            self._conn.send((cmd, payload))
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self._crashed = True  # reported by the matching recv()
+
+    def recv(self) -> Any:
+        if self._crashed:
+            raise WorkerCrashed(f"env worker {self._index} (pid {self._process.pid}) died")
+        kind, payload = self._receive()
+        if kind == "error":
+            error, tb = payload
+            raise RemoteError(self._index, error, tb) from error
+        return payload
+
+    def restart(self) -> None:
+        self._kill()
+        self._start()
+
+    def _kill(self) -> None:
+        self._conn.close()
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(timeout=5)
+
+    def close(self) -> None:
+        if self._process.is_alive() and not self._crashed:
+            try:
+                self._conn.send(("close", None))
+                if self._conn.poll(5):
+                    self._conn.recv()
+            except (EOFError, OSError):
+                pass
+            self._process.join(timeout=5)
+        self._kill()
+
+
+def stack_steps(steps: list[Step]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`[B]` steps -> obs `[B, N, O]`, state `[B, S]`, avail `[B, N, A]`."""
+    return (
+        np.stack([s.obs for s in steps]),
+        np.stack([s.state for s in steps]),
+        np.stack([s.avail_actions for s in steps]),
+    )
