@@ -1,0 +1,144 @@
+"""World-model imagination from every real time step, summarised into a rollout code ``c_t``.
+
+DESIGN.md 4.3 step 5 and 4.4 (paper; MBVD): from the posterior model state of a real batch at every
+``(t, b)``, the world model imagines ``H`` steps in which the *current* agents pick actions
+greedily (no gradient) on the model's decoded observations and available-action predictions; a GRU
+reads each imagined feature sequence ``[H+1, D]`` and its last state is the rollout code ``c_t``,
+which the mixer reads next to ``s_t``.
+
+All ``(T+1) * B`` starts are imagined in ONE ``imagine`` call (the starts become the batch axis).
+The agents' recurrent state starts from their real-data state just before ``t`` (the state
+after reading ``x_{t-1}``), with ``a_{t-1}`` as the last action, so imagined step 0 sees what the
+agent saw on real data, with the decoded ``o^_t`` in place of ``o_t``.
+
+Imagination runs under ``torch.no_grad``: the world model is trained by its own losses only, and
+only the rollout GRU (and the mixer) learn from the TD error through ``c_t``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmsa_sale import Encoder
+
+from .sale_agent import SALEAgent, agent_inputs, masked_greedy
+
+__all__ = ["GreedyImaginationPolicy", "RolloutEncoder", "imagined_features", "rollout_codes"]
+
+
+class RolloutEncoder(nn.Module):
+    """GRU over an imagined feature sequence: features ``[H+1, B', D]`` -> code ``[B', C]``."""
+
+    def __init__(self, feature_dim: int, code_dim: int = 32) -> None:
+        super().__init__()
+        if feature_dim < 1 or code_dim < 1:
+            raise ValueError(
+                f"feature_dim={feature_dim} and code_dim={code_dim} must be positive integers"
+            )
+        self.feature_dim = feature_dim
+        self.code_dim = code_dim
+        self.gru = nn.GRU(feature_dim, code_dim)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """features ``[H+1, ..., D]`` (``[H+1, B', D]`` or ``[H+1, T+1, B, D]``) -> ``[..., C]``."""
+        if features.dim() < 3 or features.shape[-1] != self.feature_dim:
+            raise ValueError(
+                f"features {tuple(features.shape)} must be [H+1, ..., D={self.feature_dim}]"
+            )
+        lead = features.shape[1:-1]
+        _, last = self.gru(features.reshape(features.shape[0], -1, self.feature_dim))
+        return last[0].reshape(*lead, self.code_dim)
+
+
+class GreedyImaginationPolicy:
+    """The current agents as the ``policy`` callable of ``WorldModel.imagine``.
+
+    Carries the agents' GRU state and last action between the ``H`` calls that one ``imagine``
+    makes (in time order). hidden ``[B', N, H]``; last_action ``[B', N, A]`` one-hot.
+    """
+
+    def __init__(
+        self, agent: SALEAgent, encoder: Encoder | None, hidden: Tensor, last_action: Tensor
+    ) -> None:
+        self.agent = agent
+        self.encoder = encoder
+        self.hidden = hidden
+        self.last_action = last_action
+        self.calls = 0
+
+    def __call__(self, obs: Tensor, avail: Tensor) -> Tensor:
+        """obs ``[B', N, O]``, avail ``[B', N, A]`` bool -> greedy actions ``[B', N]`` int64."""
+        inputs = agent_inputs(obs, self.last_action)
+        q, self.hidden = self.agent(inputs, self.hidden, self.encoder)
+        # A predicted mask with nothing available would make argmax meaningless: allow all.
+        avail = avail | ~avail.any(dim=-1, keepdim=True)
+        actions = masked_greedy(q, avail)
+        self.last_action = F.one_hot(actions, self.agent.n_actions).to(obs.dtype)
+        self.calls += 1
+        return actions
+
+
+def imagined_features(
+    world_model: Any,
+    posterior: Any,
+    agent: SALEAgent,
+    encoder: Encoder | None,
+    hidden_before: Tensor,
+    last_action: Tensor,
+    horizon: int,
+) -> Tensor:
+    """Imagine ``H`` steps from every real step, without gradient.
+
+    Args:
+        world_model: an ``mmsa_worldmodel.WorldModel``.
+        posterior: its ``ModelState`` from ``observe(batch)``, leaves ``[T+1, B, ...]``.
+        agent: the current (online) agent network; encoder: the copy it acts with (the TD7
+            fixed copy; None without SALE).
+        hidden_before: agents' GRU state before reading ``x_t``, ``[T+1, B, N, H]``.
+        last_action: ``a_{t-1}`` one-hot (zeros at t=0), ``[T+1, B, N, A]``.
+        horizon: ``H`` imagined steps.
+
+    Returns: imagined features ``[H+1, T+1, B, D]`` (row 0 is the posterior state itself).
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon={horizon} must be >= 1")
+    if hidden_before.shape[:-1] != last_action.shape[:-1] or hidden_before.dim() != 4:
+        raise ValueError(
+            f"hidden_before {tuple(hidden_before.shape)} and last_action "
+            f"{tuple(last_action.shape)} must be [T+1, B, N, H] and [T+1, B, N, A]"
+        )
+    lead = hidden_before.shape[:2]
+    starts = lead[0] * lead[1]
+    with torch.no_grad():
+        start = type(posterior)(*(leaf.reshape(starts, *leaf.shape[2:]) for leaf in posterior))
+        policy = GreedyImaginationPolicy(
+            agent,
+            encoder,
+            hidden_before.reshape(starts, *hidden_before.shape[2:]),
+            last_action.reshape(starts, *last_action.shape[2:]),
+        )
+        imagined = world_model.imagine(start, policy, horizon)
+    features: Tensor = imagined.features
+    return features.reshape(horizon + 1, *lead, features.shape[-1])
+
+
+def rollout_codes(
+    world_model: Any,
+    posterior: Any,
+    agent: SALEAgent,
+    encoder: Encoder | None,
+    hidden_before: Tensor,
+    last_action: Tensor,
+    horizon: int,
+    rollout_encoder: RolloutEncoder,
+) -> Tensor:
+    """Rollout code at every real step, ``c [T+1, B, C]``: ``imagined_features`` (same
+    arguments) summarised by ``rollout_encoder`` (the only part that carries gradient)."""
+    features = imagined_features(
+        world_model, posterior, agent, encoder, hidden_before, last_action, horizon
+    )
+    return rollout_encoder(features)

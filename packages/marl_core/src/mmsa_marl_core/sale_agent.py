@@ -1,0 +1,190 @@
+"""The MMSA agent network: a shared recurrent agent whose Q head reads SALE embeddings.
+
+DESIGN.md 4.1 (paper, Figure 1; SALE from TD7). Per agent ``i`` at time ``t`` the input is
+``x = [o, onehot(a_{t-1}), onehot(i)]`` and
+
+    h        = GRU(MLP(x), h_{t-1})                    history (partial observability)
+    z^o      = f(x)                                     mmsa_sale ``Encoder.zs`` (ends in AvgL1Norm)
+    z^oa(a)  = g(z^o, onehot(a))                        mmsa_sale ``Encoder.zsa``
+    phi^oa(a)= AvgL1Norm(Linear([h, onehot(a)]))        mmsa_sale ``Phi``
+    Q_i(a)   = head([z^o, z^oa(a), phi^oa(a)])
+
+Every action is evaluated in one pass as a ``[..., N, A, F]`` tensor: no Python loop over agents
+or actions. The encoder is *passed in* rather than owned: the learner keeps TD7's three copies
+(online, fixed, fixed target) and hands the fixed copy to the online agent and the fixed-target copy
+to the target agent. ``z^o`` and ``z^oa`` depend only on ``x``, so over a batch of episodes they are
+computed for all ``[T+1, B, N]`` at once; only the GRU runs step by step.
+
+With ``use_sale=False`` (the No-SALE ablation, DESIGN.md 4.6) the head reads the raw recurrent
+state, ``Q_i = Linear(h)``: exactly the PyMARL RNN agent, with no encoder and no phi.
+
+``action_values`` takes an arbitrary ``[..., K, A]`` action tensor, so the same head serves as the
+per-agent critic for continuous actions (DESIGN.md 4.2).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmsa_sale import Encoder, Phi
+
+__all__ = ["SALEAgent", "agent_inputs", "all_actions", "masked_greedy"]
+
+
+def agent_inputs(obs: Tensor, last_action: Tensor) -> Tensor:
+    """Build ``x = [o, a_{t-1}, onehot(i)]``.
+
+    obs ``[..., N, O]``; last_action ``[..., N, A]`` (one-hot, or zeros at episode start; a
+    continuous action vector for continuous control) -> ``[..., N, O + A + N]``.
+    """
+    if obs.shape[:-1] != last_action.shape[:-1]:
+        raise ValueError(
+            f"obs {tuple(obs.shape)} and last_action {tuple(last_action.shape)} must share "
+            "leading axes [..., N]"
+        )
+    n_agents = obs.shape[-2]
+    ids = torch.eye(n_agents, dtype=obs.dtype, device=obs.device)
+    ids = ids.expand(*obs.shape[:-2], n_agents, n_agents)
+    return torch.cat([obs, last_action.to(obs.dtype), ids], dim=-1)
+
+
+def all_actions(n_actions: int, like: Tensor) -> Tensor:
+    """One-hot of every action, ``[A, A]``, on ``like``'s device and dtype."""
+    return torch.eye(n_actions, dtype=like.dtype, device=like.device)
+
+
+def masked_greedy(q: Tensor, avail: Tensor) -> Tensor:
+    """Best available action: q ``[..., A]``, avail ``[..., A]`` bool -> ``[...]`` int64."""
+    if q.shape != avail.shape:
+        raise ValueError(f"q {tuple(q.shape)} and avail {tuple(avail.shape)} must match")
+    return q.masked_fill(~avail, float("-inf")).argmax(dim=-1)
+
+
+class SALEAgent(nn.Module):
+    """Shared-parameter recurrent agent with a SALE Q head (DESIGN.md 4.1).
+
+    Args:
+        input_dim: size of ``x`` (``O + A + N``; see ``agent_inputs``).
+        n_actions: ``A``, the number of discrete actions (or the action dims for a critic).
+        hidden_dim: size of the MLP and of the GRU state ``h``.
+        zs_dim: size ``Z`` of ``z^o`` and ``z^oa`` (must match the encoder passed in).
+        phi_dim: size of ``phi^oa``.
+        head_hidden: width of the two hidden layers of the Q head.
+        use_sale: False gives the No-SALE agent ``Q = Linear(h)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_dim: int,
+        n_actions: int,
+        hidden_dim: int = 64,
+        zs_dim: int = 64,
+        phi_dim: int = 64,
+        head_hidden: int = 64,
+        use_sale: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in [
+            ("input_dim", input_dim),
+            ("n_actions", n_actions),
+            ("hidden_dim", hidden_dim),
+            ("zs_dim", zs_dim),
+            ("phi_dim", phi_dim),
+            ("head_hidden", head_hidden),
+        ]:
+            if value < 1:
+                raise ValueError(f"{name}={value} must be a positive integer")
+        self.input_dim = input_dim
+        self.n_actions = n_actions
+        self.hidden_dim = hidden_dim
+        self.zs_dim = zs_dim
+        self.use_sale = use_sale
+        self.mlp = nn.Sequential(nn.Linear(input_dim, hidden_dim), nn.ReLU())
+        self.gru = nn.GRUCell(hidden_dim, hidden_dim)
+        self.phi: Phi | None
+        self.head: nn.Module
+        if use_sale:
+            self.phi = Phi(hidden_dim, n_actions, phi_dim)
+            # TD7's critic body: ELU layers over [embedding, zsa, zs].
+            self.head = nn.Sequential(
+                nn.Linear(2 * zs_dim + phi_dim, head_hidden),
+                nn.ELU(),
+                nn.Linear(head_hidden, head_hidden),
+                nn.ELU(),
+                nn.Linear(head_hidden, 1),
+            )
+        else:
+            self.phi = None
+            self.head = nn.Linear(hidden_dim, n_actions)
+
+    def initial_hidden(self, batch_shape: tuple[int, ...], device: torch.device) -> Tensor:
+        """Zero GRU state ``[*batch_shape, H]`` (episode start)."""
+        return torch.zeros(*batch_shape, self.hidden_dim, device=device)
+
+    def recurrent(self, inputs: Tensor, hidden: Tensor) -> Tensor:
+        """One GRU step: inputs ``[..., In]``, hidden ``[..., H]`` -> next hidden ``[..., H]``."""
+        lead = inputs.shape[:-1]
+        if inputs.shape[-1] != self.input_dim or hidden.shape != (*lead, self.hidden_dim):
+            raise ValueError(
+                f"inputs {tuple(inputs.shape)} / hidden {tuple(hidden.shape)} do not match "
+                f"input_dim={self.input_dim}, hidden_dim={self.hidden_dim}"
+            )
+        flat = self.gru(
+            self.mlp(inputs.reshape(-1, self.input_dim)), hidden.reshape(-1, self.hidden_dim)
+        )
+        return flat.reshape(*lead, self.hidden_dim)
+
+    def unroll(self, inputs: Tensor, hidden0: Tensor | None = None) -> Tensor:
+        """GRU over time: inputs ``[T, ..., In]`` -> hidden after each step ``[T, ..., H]``."""
+        if hidden0 is None:
+            hidden0 = self.initial_hidden(tuple(inputs.shape[1:-1]), inputs.device)
+        # Project every step in one matmul; only the GRU cell is sequential.
+        embedded = self.mlp(inputs)
+        hidden = hidden0.reshape(-1, self.hidden_dim)
+        outs = []
+        for t in range(inputs.shape[0]):
+            hidden = self.gru(embedded[t].reshape(-1, self.hidden_dim), hidden)
+            outs.append(hidden)
+        return torch.stack(outs).reshape(*inputs.shape[:-1], self.hidden_dim)
+
+    def action_values(
+        self, inputs: Tensor, hidden: Tensor, actions: Tensor, encoder: Encoder | None
+    ) -> Tensor:
+        """Q of K candidate actions: inputs ``[..., In]``, hidden ``[..., H]`` (the state *after*
+        reading ``inputs``), actions ``[..., K, A]`` or ``[K, A]`` (broadcast) -> ``[..., K]``."""
+        if not self.use_sale:
+            raise RuntimeError("action_values needs the SALE head (use_sale=True)")
+        if encoder is None or self.phi is None:
+            raise ValueError("the SALE head needs an encoder (the fixed or fixed-target copy)")
+        zs = encoder.zs(inputs).unsqueeze(-2)  # [..., 1, Z]: once per input, not per action
+        # Leading axes broadcast in mmsa_sale: [..., 1, Z] with [..., K, A] -> [..., K, Z].
+        zsa = encoder.zsa(zs, actions)
+        phi = self.phi(hidden.unsqueeze(-2), actions)  # [..., K, P]
+        # First head layer on [zs, zsa, phi] with its weight split, so the zs part is computed
+        # once per input and broadcast over the K actions (== Linear on the concatenation).
+        head = self.head
+        assert isinstance(head, nn.Sequential)
+        first = head[0]
+        assert isinstance(first, nn.Linear)
+        weight = first.weight
+        z = self.zs_dim
+        pre = F.linear(zs, weight[:, :z]) + F.linear(
+            torch.cat([zsa, phi], dim=-1), weight[:, z:], first.bias
+        )
+        return head[1:](pre).squeeze(-1)
+
+    def q_values(self, inputs: Tensor, hidden: Tensor, encoder: Encoder | None) -> Tensor:
+        """Q of every discrete action: inputs ``[..., In]``, hidden ``[..., H]`` -> ``[..., A]``."""
+        if not self.use_sale:
+            return self.head(hidden)
+        return self.action_values(inputs, hidden, all_actions(self.n_actions, inputs), encoder)
+
+    def forward(
+        self, inputs: Tensor, hidden: Tensor, encoder: Encoder | None
+    ) -> tuple[Tensor, Tensor]:
+        """One acting step: ``(q [..., N, A], next hidden [..., N, H])``."""
+        next_hidden = self.recurrent(inputs, hidden)
+        return self.q_values(inputs, next_hidden, encoder), next_hidden
