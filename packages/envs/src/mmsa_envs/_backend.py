@@ -1,0 +1,69 @@
+"""Helpers every backend module shares: lazy imports, unknown-name errors, versions.
+
+A backend module (`_lbf`, `_mamujoco`, ...) names the packages it needs in `REQUIRES` and the
+pip extra that installs them in `EXTRA`, and defines `list_ids()` and `make_env(name, **kwargs)`.
+It imports its backend only inside those functions, so `import mmsa_envs` stays cheap and a
+missing backend only fails when used.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
+
+__all__ = [
+    "MissingBackendError",
+    "UnknownEnvError",
+    "installed",
+    "require",
+    "unknown",
+    "versions",
+]
+
+
+class MissingBackendError(ImportError):
+    """The optional package behind a backend is not installed."""
+
+
+class UnknownEnvError(ValueError):
+    """An env id names no known backend or map."""
+
+
+def installed(modules: Iterable[str]) -> bool:
+    """Whether every top-level module in `modules` can be imported (without importing it)."""
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def require(module: str, backend: str, extra: str) -> ModuleType:
+    """Import `module` or raise MissingBackendError saying what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise MissingBackendError(
+            f"the {backend!r} backend needs the package providing {module!r}, which is not "
+            f"installed: pip install 'mmsa-envs[{extra}]' ({err})"
+        ) from err
+
+
+def unknown(backend: str, name: str, known: Iterable[str], hint: str = "") -> UnknownEnvError:
+    """An UnknownEnvError for `backend:name` listing the closest known names."""
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    listed = ", ".join(f"{backend}:{c}" for c in close) if close else "none close"
+    extra = f" {hint}" if hint else ""
+    return UnknownEnvError(f"unknown {backend} env {name!r}; closest matches: {listed}.{extra}")
+
+
+def versions(*dists: str) -> dict[str, str]:
+    """`{distribution: version}` of the installed distributions among `dists`."""
+    out: dict[str, str] = {}
+    for dist in dists:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
