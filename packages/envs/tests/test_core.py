@@ -87,7 +87,7 @@ def test_validate_continuous_actions_bounds_and_nan() -> None:
     env.reset(seed=0)
     acts = np.zeros((3, 6), np.float32)
     acts[1, 4] = 1.5
-    with pytest.raises(ValueError, match=r"agent 1 action dim 4 = 1.5 is outside \[-1.0, 1.0\]"):
+    with pytest.raises(ValueError, match=r"agent 1 action dim 4 = 1.5 is outside \[-1, 1\]"):
         env.validate_actions(acts)
     acts[1, 4] = np.nan
     with pytest.raises(ValueError, match="agent 1 action dim 4 = nan"):

@@ -218,8 +218,8 @@ def validate_actions(
         outside = ~((arr >= low) & (arr <= high))
         i, j = (int(v) for v in np.argwhere(outside)[0])
         raise ValueError(
-            f"{spec.id}: agent {i} action dim {j} = {float(arr[i, j])!r} is outside "
-            f"[{spec.action_low[j]}, {spec.action_high[j]}]"
+            f"{spec.id}: agent {i} action dim {j} = {str(arr[i, j])} is outside "
+            f"[{spec.action_low[j]:.6g}, {spec.action_high[j]:.6g}]"
         )
     return arr if arr.dtype == np.float32 else arr.astype(np.float32)
 

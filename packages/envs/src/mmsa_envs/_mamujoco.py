@@ -1,0 +1,123 @@
+"""`mamujoco:` Multi-Agent MuJoCo (gymnasium-robotics `mamujoco_v1`).
+
+Ids are `Scenario-Partition`: `mamujoco:HalfCheetah-6x1`, `mamujoco:Ant-2x4`, ... Keyword
+arguments: `agent_obsk` (how many joints away an agent observes; default 1, as in MaMuJoCo and
+FACMAC) and anything gymnasium's MuJoCo env takes (e.g. `max_episode_steps`).
+
+What the adapter adds to the raw env:
+- observations of different sizes (HalfCheetah 6x1: 9/9/8/9/9/8) are zero-padded to the largest;
+  `spec.agent_obs_dims` keeps the true sizes;
+- global state = `env.state()` (the single-agent MuJoCo observation);
+- team reward = the reward MaMuJoCo gives every agent (it is one shared reward, not summed);
+- continuous actions in `[-1, 1]` (the bounds are in the spec); agents with fewer action
+  dimensions than the largest ignore the padded ones;
+- unhealthy ends are termination, the 1000-step limit is truncation (both at once: termination).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._backend import UnknownEnvError, require, unknown, versions
+from ._core import EnvSpec, MultiAgentEnv, Step
+
+__all__ = ["MaMuJoCoEnv", "list_ids", "make_env"]
+
+EXTRA = "mamujoco"
+KNOWN = (
+    "HalfCheetah-6x1",
+    "HalfCheetah-2x3",
+    "Ant-2x4",
+    "Ant-2x4d",
+    "Ant-4x2",
+    "Hopper-3x1",
+    "Walker2d-2x3",
+    "Swimmer-2x1",
+    "Reacher-2x1",
+    "Humanoid-9|8",
+    "HumanoidStandup-9|8",
+    "Pusher-3p",
+)
+"""The partitions gymnasium-robotics 1.4 defines (Many-segment scenarios take any `KxL`)."""
+
+
+def list_ids() -> list[str]:
+    return list(KNOWN)
+
+
+def make_env(name: str, **kwargs: Any) -> MaMuJoCoEnv:
+    return MaMuJoCoEnv(name, **kwargs)
+
+
+class MaMuJoCoEnv(MultiAgentEnv):
+    """One MaMuJoCo env behind the `MultiAgentEnv` contract (see the module docstring)."""
+
+    def __init__(self, name: str, agent_obsk: int = 1, **kwargs: Any) -> None:
+        super().__init__()
+        scenario, sep, partition = name.rpartition("-")
+        if not sep or not scenario:
+            raise unknown("mamujoco", name, KNOWN, hint="Ids look like Scenario-Partition.")
+        if isinstance(agent_obsk, bool) or not isinstance(agent_obsk, int) or agent_obsk < 0:
+            raise ValueError(f"mamujoco: agent_obsk={agent_obsk!r} must be an int >= 0")
+        mamujoco_v1 = require("gymnasium_robotics", "mamujoco", EXTRA).mamujoco_v1
+        try:
+            env = mamujoco_v1.parallel_env(scenario, partition, agent_obsk=agent_obsk, **kwargs)
+        except (NotImplementedError, KeyError) as err:
+            raise unknown("mamujoco", name, KNOWN) from err
+        except Exception as err:
+            if "UNKNOWN" in str(err):  # MaMuJoCo's own error for a partition it lacks
+                raise unknown("mamujoco", name, KNOWN) from err
+            raise
+        self._env = env
+        self._agents = list(env.possible_agents)
+        obs_dims = tuple(int(env.observation_space(a).shape[0]) for a in self._agents)
+        act_dims = [int(env.action_space(a).shape[0]) for a in self._agents]
+        widest = self._agents[int(np.argmax(act_dims))]
+        space = env.action_space(widest)
+        self._parts = list(zip(self._agents, act_dims, strict=True))
+        limit = env.single_agent_env.spec.max_episode_steps
+        if limit is None:
+            raise UnknownEnvError(f"mamujoco:{name} has no step limit; pass max_episode_steps")
+        self.spec = EnvSpec(
+            id=f"mamujoco:{name}",
+            n_agents=len(self._agents),
+            obs_dim=max(obs_dims),
+            state_dim=int(env.state().shape[0]),
+            action_kind="continuous",
+            n_actions=max(act_dims),
+            episode_limit=int(limit),
+            agent_obs_dims=obs_dims,
+            action_low=tuple(float(str(v)) for v in space.low),  # float32 0.4 -> 0.4
+            action_high=tuple(float(str(v)) for v in space.high),
+            backend_versions=versions("gymnasium-robotics", "mujoco", "gymnasium", "mmsa-envs"),
+        )
+
+    def _observe(self, obs_by_agent: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        obs = np.zeros((self.spec.n_agents, self.spec.obs_dim), np.float32)
+        for i, agent in enumerate(self._agents):
+            o = obs_by_agent[agent]
+            obs[i, : o.shape[0]] = o
+        return obs, self._env.state().astype(np.float32)
+
+    def _reset(self, seed: int | None) -> Step:
+        obs_by_agent, _ = self._env.reset(seed=seed)
+        obs, state = self._observe(obs_by_agent)
+        avail = np.ones((self.spec.n_agents, self.spec.n_actions), bool)
+        self._all_avail = avail
+        return Step(obs, state, avail, 0.0, False, False, {})
+
+    def _step(self, actions: np.ndarray) -> Step:
+        acts = {a: actions[i, :d] for i, (a, d) in enumerate(self._parts)}
+        obs_by_agent, rewards, terms, truncs, infos = self._env.step(acts)
+        first = self._agents[0]
+        obs, state = self._observe(obs_by_agent)
+        terminated = bool(terms[first])
+        truncated = bool(truncs[first]) and not terminated
+        return Step(
+            obs, state, self._all_avail, float(rewards[first]), terminated, truncated, infos[first]
+        )
+
+    def close(self) -> None:
+        self._env.close()

@@ -1,0 +1,83 @@
+"""mamujoco adapter over the real gymnasium-robotics mamujoco_v1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmsa_envs import UnknownEnvError, check_env, make
+
+mamujoco_v1 = pytest.importorskip("gymnasium_robotics").mamujoco_v1
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [
+        ("HalfCheetah-6x1", None),  # the full 1000-step episodes
+        ("HalfCheetah-2x3", 100),
+        ("Ant-2x4", 100),
+        ("Hopper-3x1", 100),
+        ("Walker2d-2x3", 100),
+        ("Swimmer-2x1", 100),
+    ],
+)
+def test_contract(name: str, limit: int | None) -> None:
+    kw = {} if limit is None else {"max_episode_steps": limit}
+    env = make(f"mamujoco:{name}", **kw)
+    assert env.spec.episode_limit == (limit or 1000)
+    check_env(env, episodes=1)
+
+
+def test_heterogeneous_observations_are_padded() -> None:
+    spec = make("mamujoco:HalfCheetah-6x1").spec
+    assert spec.agent_obs_dims == (9, 9, 8, 9, 9, 8) and spec.obs_dim == 9
+    assert (spec.state_dim, spec.n_actions) == (17, 1)
+    assert spec.action_low == (-1.0,) and spec.action_high == (1.0,)
+    assert make("mamujoco:Ant-2x4", agent_obsk=0).spec.agent_obs_dims == (61, 61)
+    assert make("mamujoco:Ant-2x4").spec.agent_obs_dims == (63, 63)
+
+
+def test_matches_the_raw_env_step_for_step() -> None:
+    env = make("mamujoco:Hopper-3x1")
+    raw = mamujoco_v1.parallel_env("Hopper", "3x1")
+    agents = raw.possible_agents
+    step = env.reset(seed=11)
+    raw_obs, _ = raw.reset(seed=11)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        for i, a in enumerate(agents):
+            o = raw_obs[a]
+            np.testing.assert_allclose(step.obs[i, : o.shape[0]], o, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(step.state, raw.state(), rtol=1e-6, atol=1e-6)
+        act = rng.uniform(-1, 1, (3, 1)).astype(np.float32)
+        step = env.step(act)
+        raw_obs, rewards, terms, _, _ = raw.step({a: act[i] for i, a in enumerate(agents)})
+        assert step.reward == pytest.approx(float(rewards[agents[0]]))
+        assert step.terminated == bool(terms[agents[0]])
+        if step.done:
+            break
+
+
+def test_unhealthy_end_is_termination_and_time_limit_truncation() -> None:
+    hopper = make("mamujoco:Hopper-3x1")
+    step = hopper.reset(seed=0)
+    while not step.done:  # full-force random actions topple the hopper long before 1000 steps
+        step = hopper.step(
+            np.sign(np.random.default_rng(1).uniform(-1, 1, (3, 1))).astype(np.float32)
+        )
+    assert step.terminated and not step.truncated and hopper.elapsed_steps < 1000
+    cheetah = make("mamujoco:HalfCheetah-6x1", max_episode_steps=20)
+    step = cheetah.reset(seed=0)
+    while not step.done:
+        step = cheetah.step(np.zeros((6, 1), np.float32))
+    assert step.truncated and not step.terminated and cheetah.elapsed_steps == 20
+
+
+def test_unknown_partition_lists_close_matches() -> None:
+    with pytest.raises(UnknownEnvError, match="HalfCheetah-6x1, mamujoco:HalfCheetah-2x3"):
+        make("mamujoco:HalfCheetah-3x2")  # MaMuJoCo has no 3x2 partition
+    with pytest.raises(UnknownEnvError, match="Ant-2x4"):
+        make("mamujoco:Antt-2x4")
+    with pytest.raises(ValueError, match="agent_obsk=-1"):
+        make("mamujoco:Ant-2x4", agent_obsk=-1)
