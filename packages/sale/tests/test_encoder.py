@@ -41,6 +41,13 @@ def test_zs_and_zsa_match_td7_written_out(encoder: Encoder) -> None:
     zsa = encoder.zsa3(zsa)
     torch.testing.assert_close(encoder.zs(x), zs)
     torch.testing.assert_close(encoder.zsa(encoder.zs(x), a), zsa)
+    # same gradients too (the split first layer must train every weight the concatenation does)
+    reference = torch.autograd.grad(zsa.square().sum(), list(encoder.parameters()))
+    ours = torch.autograd.grad(
+        encoder.zsa(encoder.zs(x), a).square().sum(), list(encoder.parameters())
+    )
+    for g_ours, g_ref in zip(ours, reference, strict=True):
+        torch.testing.assert_close(g_ours, g_ref)
 
 
 def test_zs_ends_in_avg_l1_norm_and_zsa_is_not_normalised(encoder: Encoder) -> None:

@@ -53,6 +53,9 @@ def test_train_mode_leaves_fixed_copies_in_eval() -> None:
     assert not encoders.fixed.training and not encoders.fixed_target.training
     parent.eval()
     assert not encoders.online.training
+    encoders.fixed.train()  # even if someone flips a copy by hand, the next .train() resets it
+    parent.train()
+    assert not encoders.fixed.training and encoders.online.training
 
 
 def test_optimiser_steps_move_only_online() -> None:
@@ -137,3 +140,22 @@ def test_load_state_dict_rejects_other_sizes() -> None:
 def test_only_encoders_are_accepted() -> None:
     with pytest.raises(TypeError, match="online must be an Encoder, got Linear"):
         FixedEncoders(nn.Linear(2, 2))  # type: ignore[arg-type]
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_copies_follow_the_online_device_and_dtype(device: str) -> None:
+    online = _encoder(0).to(device=device, dtype=torch.float64)
+    encoders = FixedEncoders(online)
+    for copy in (encoders.fixed, encoders.fixed_target):
+        assert {(p.device.type, p.dtype) for p in copy.parameters()} == {
+            (torch.device(device).type, torch.float64)
+        }
+    x = torch.randn(B, 3, OBS, device=device, dtype=torch.float64)
+    a = torch.randn(B, 3, A, device=device, dtype=torch.float64)
+    loss = encoder_loss(encoders.online, x, a, x.flip(0), torch.ones(B, device=device))
+    loss.backward()
+    encoders.sync()
+    assert encoders.fixed.zsa_all_actions(encoders.fixed.zs(x)).shape == (B, 3, A, Z)

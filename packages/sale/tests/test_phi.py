@@ -30,6 +30,10 @@ def test_matches_cat_then_linear_then_norm(phi: Phi) -> None:
     y = phi.linear(torch.cat([x, a], -1))
     torch.testing.assert_close(phi(x, a), y / y.abs().mean(-1, keepdim=True).clamp(min=1e-8))
     torch.testing.assert_close(phi(x, a).abs().mean(-1), torch.ones(T, B, N))
+    reference = y / y.abs().mean(-1, keepdim=True).clamp(min=1e-8)
+    (g_weight_ref,) = torch.autograd.grad(reference.square().sum(), [phi.linear.weight])
+    (g_weight,) = torch.autograd.grad(phi(x, a).square().sum(), [phi.linear.weight])
+    torch.testing.assert_close(g_weight, g_weight_ref)
 
 
 def test_all_actions_equals_one_hot_loop(phi: Phi) -> None:

@@ -32,3 +32,10 @@ def test_broadcast_leading() -> None:
     assert broadcast_leading("f", ("a", "b"), a, b) == (5, 4, 3)
     with pytest.raises(ValueError, match=r"f: leading axes of a \[5, 2, 8\] and b \[3, 6\]"):
         broadcast_leading("f", ("a", "b"), torch.zeros(5, 2, 8), torch.zeros(3, 6))
+
+
+def test_broadcast_leading_rejects_mixed_dtypes() -> None:
+    with pytest.raises(ValueError, match="same dtype, got torch.float32 and torch.float64"):
+        broadcast_leading(
+            "f", ("a", "b"), torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.float64)
+        )

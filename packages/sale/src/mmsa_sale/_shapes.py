@@ -38,8 +38,14 @@ def check_features(where: str, name: str, tensor: Tensor, size: int, axis_letter
 def broadcast_leading(where: str, names: tuple[str, str], a: Tensor, b: Tensor) -> torch.Size:
     """Broadcast the leading shapes (all but the feature axis) of ``a`` and ``b``.
 
-    Raises ``ValueError`` naming both shapes when they do not broadcast.
+    Raises ``ValueError`` naming both shapes when they do not broadcast, or both dtypes when they
+    differ (a float64 action with a float32 embedding would otherwise fail deep inside a matmul).
     """
+    if a.dtype != b.dtype:
+        raise ValueError(
+            f"{where}: {names[0]} and {names[1]} must have the same dtype, "
+            f"got {a.dtype} and {b.dtype}"
+        )
     try:
         return torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])
     except RuntimeError:
