@@ -28,6 +28,7 @@ _BACKENDS: dict[str, _Backend] = {
     "dummy": _Backend("mmsa_envs._dummy_backend", ""),
     "lbf": _Backend("mmsa_envs._lbf", "lbf", ("lbforaging", "gymnasium")),
     "mamujoco": _Backend("mmsa_envs._mamujoco", "mamujoco", ("gymnasium_robotics", "mujoco")),
+    "pettingzoo": _Backend("mmsa_envs._pettingzoo", "pettingzoo", ("pettingzoo",)),
 }
 
 
