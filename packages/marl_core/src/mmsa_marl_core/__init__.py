@@ -10,27 +10,47 @@ torch.Size([5, 4])
 from .agent import LinearSchedule, RNNAgent, epsilon_greedy, greedy, onehot_last_actions
 from .batch import Batch
 from .buffer import EpisodeBuffer
+from .checkpoint import CheckpointError, CheckpointMismatchError
+from .collect import Episodes, run_episodes
+from .config import DEFAULT_ENV, ConfigError, TrainConfig, config_from_dict, config_to_dict
+from .evaluate import evaluate
 from .learner import AlgoEntry, Learner, algo_names, get_algo, register_algo
+from .metrics import JsonlMetrics, MetricsLogger, read_metrics
 from .mixers import QMIX, VDN, Mixer
 from .optim import RunningMeanStd, guarded_step, make_optimizer
 from .q_learner import QLearner, QLearnerConfig
 from .td import gather_actions, masked_argmax, masked_mean, td_targets
+from .train import NonFiniteLossError, TrainResult, evaluate_policy, train
 
 __all__ = [
     "AlgoEntry",
     "Batch",
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "ConfigError",
+    "DEFAULT_ENV",
     "EpisodeBuffer",
-    "LinearSchedule",
+    "Episodes",
+    "JsonlMetrics",
     "Learner",
+    "LinearSchedule",
+    "MetricsLogger",
     "Mixer",
+    "NonFiniteLossError",
     "QLearner",
     "QLearnerConfig",
     "QMIX",
     "RNNAgent",
     "RunningMeanStd",
+    "TrainConfig",
+    "TrainResult",
     "VDN",
     "algo_names",
+    "config_from_dict",
+    "config_to_dict",
     "epsilon_greedy",
+    "evaluate",
+    "evaluate_policy",
     "gather_actions",
     "get_algo",
     "greedy",
@@ -39,7 +59,10 @@ __all__ = [
     "masked_argmax",
     "masked_mean",
     "onehot_last_actions",
+    "read_metrics",
     "register_algo",
+    "run_episodes",
     "td_targets",
+    "train",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,127 @@
+"""Run B whole episodes at once in a `VectorEnv(autoreset=False)` with a `Learner`'s policy.
+
+The result is batch-major numpy, ready for `EpisodeBuffer.add_episodes`. Rows whose worker
+crashed (`VecStep.dropped`) are removed, never stored as if they were real episodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmsa_envs import VectorEnv
+
+from .learner import Learner
+
+__all__ = ["Episodes", "run_episodes"]
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """E finished episodes, batch-major, padded to the env's episode limit `L`."""
+
+    obs: np.ndarray
+    """`[E, L+1, N, O]` float32."""
+    state: np.ndarray
+    """`[E, L+1, S]` float32."""
+    avail_actions: np.ndarray
+    """`[E, L+1, N, A]` bool."""
+    action: np.ndarray
+    """`[E, L, N]` int64 or `[E, L, N, A]` float32."""
+    reward: np.ndarray
+    """`[E, L]` float32."""
+    terminated: np.ndarray
+    """`[E, L]` bool."""
+    lengths: np.ndarray
+    """`[E]` int64 real transitions."""
+    won: np.ndarray
+    """`[E]` bool, `info["battle_won"]` at the end (False where the env has no win flag)."""
+    dropped: int
+    """Episodes discarded because their worker crashed."""
+
+    @property
+    def returns(self) -> np.ndarray:
+        """`[E]` undiscounted team return."""
+        return self.reward.sum(axis=1)
+
+    def buffer_arrays(self) -> dict[str, np.ndarray]:
+        """Keyword arguments for `EpisodeBuffer.add_episodes`."""
+        return {
+            "obs": self.obs,
+            "state": self.state,
+            "avail_actions": self.avail_actions,
+            "action": self.action,
+            "reward": self.reward,
+            "terminated": self.terminated,
+            "lengths": self.lengths,
+        }
+
+
+def run_episodes(
+    envs: VectorEnv,
+    learner: Learner,
+    *,
+    explore: bool,
+    env_steps: int,
+    rng: np.random.Generator,
+) -> Episodes:
+    """One episode in each of the B envs, all stepped together with batched acting."""
+    spec = envs.spec
+    b, n, limit = envs.num_envs, spec.n_agents, spec.episode_limit
+    action_shape = (b, limit, n) if spec.discrete else (b, limit, n, spec.n_actions)
+    obs = np.zeros((b, limit + 1, n, spec.obs_dim), np.float32)
+    state = np.zeros((b, limit + 1, spec.state_dim), np.float32)
+    avail = np.ones((b, limit + 1, n, spec.n_actions), bool)
+    action = np.zeros(action_shape, np.int64 if spec.discrete else np.float32)
+    reward = np.zeros((b, limit), np.float32)
+    terminated = np.zeros((b, limit), bool)
+    lengths = np.zeros(b, np.int64)
+    won = np.zeros(b, bool)
+    dropped = np.zeros(b, bool)
+
+    step = envs.reset()
+    obs[:, 0], state[:, 0], avail[:, 0] = step.obs, step.state, step.avail_actions
+    acting_state = learner.initial_state(b)
+    running = np.ones(b, bool)
+    t = 0
+    while running.any() and t < limit:
+        act_avail = step.avail_actions
+        if not running.all():
+            # finished rows are ignored by the env, but the policy still needs a legal action set
+            act_avail = act_avail.copy()
+            act_avail[~running] = True
+        actions, acting_state = learner.act(
+            step.obs, act_avail, acting_state, env_steps=env_steps, explore=explore, rng=rng
+        )
+        step = envs.step(actions)
+        rows = np.flatnonzero(running)
+        action[rows, t] = actions[rows]
+        reward[rows, t] = step.reward[rows]
+        terminated[rows, t] = step.terminated[rows]
+        obs[rows, t + 1] = step.obs[rows]
+        state[rows, t + 1] = step.state[rows]
+        avail[rows, t + 1] = step.avail_actions[rows]
+        lengths[rows] += 1
+        dropped[rows] |= step.dropped[rows]
+        for i in rows[step.done[rows]]:
+            won[i] = bool(step.infos[i].get("battle_won", False))
+        running &= ~step.done
+        t += 1
+    if running.any():
+        raise RuntimeError(
+            f"{spec.id}: {int(running.sum())} episodes ran past episode_limit={limit} without "
+            "ending; the env must truncate at its limit"
+        )
+    keep = ~dropped
+    return Episodes(
+        obs=obs[keep],
+        state=state[keep],
+        avail_actions=avail[keep],
+        action=action[keep],
+        reward=reward[keep],
+        terminated=terminated[keep],
+        lengths=lengths[keep],
+        won=won[keep],
+        dropped=int(dropped.sum()),
+    )

@@ -1,0 +1,61 @@
+"""`evaluate(run_dir)`: the greedy policy of a run's checkpoint on fresh evaluation episodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmsa_envs import VectorEnv
+
+from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from .config import config_from_dict
+from .learner import get_algo
+from .run_info import read_run_json
+from .train import EVAL_SEED_OFFSET, evaluate_policy
+
+__all__ = ["evaluate"]
+
+
+def evaluate(
+    run_dir: Path | str,
+    *,
+    episodes: int = 32,
+    device: str | torch.device = "cpu",
+    checkpoint: Path | None = None,
+    n_envs: int = 8,
+) -> dict[str, float]:
+    """Mean/std return (and win rate where the env has one) of the greedy policy stored in
+    `checkpoint` (default: the run's latest readable checkpoint) over `episodes` episodes.
+
+    The episodes are seeded like the run's own evaluations (`seed + EVAL_SEED_OFFSET`), starting
+    from episode 0, so the same checkpoint always gives the same numbers.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes} must be >= 1")
+    run_dir = Path(run_dir)
+    info = read_run_json(run_dir)
+    config = config_from_dict(info["config"])
+    if checkpoint is None:
+        found = latest_checkpoint(run_dir / "checkpoints")
+        if found is None:
+            raise CheckpointError(f"{run_dir / 'checkpoints'} holds no checkpoint to evaluate")
+        checkpoint, payload = found
+    else:
+        payload = load_checkpoint(checkpoint)
+    device = torch.device(device)
+    with VectorEnv(
+        config.env,
+        min(n_envs, episodes),
+        seed=config.seed + EVAL_SEED_OFFSET,
+        env_kwargs=config.env_kwargs,
+        processes=config.env_processes,
+    ) as envs:
+        learner = get_algo(config.algo).factory(envs.spec, config.algo_config, device)
+        learner.load_state_dict(payload["learner"])
+        result = evaluate_policy(
+            envs, learner, episodes, env_steps=int(payload["env_steps"]),
+            rng=np.random.default_rng(config.seed),
+        )  # fmt: skip
+    return result | {"env_steps": float(payload["env_steps"])}

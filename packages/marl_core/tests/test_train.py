@@ -1,0 +1,191 @@
+"""The training loop on the real `dummy` env: metrics, checkpoints, exact resume after SIGKILL,
+corrupt and mismatching checkpoints, the non-finite stop, evaluation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from mmsa_marl_core import (
+    CheckpointMismatchError,
+    NonFiniteLossError,
+    QLearner,
+    QLearnerConfig,
+    config_from_dict,
+    evaluate,
+    read_metrics,
+    register_algo,
+    train,
+)
+from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint
+
+BASE = {
+    "env": "dummy",
+    "steps": 600,
+    "n_envs": 3,
+    "batch_size": 6,
+    "buffer_size": 40,
+    "log_every": 100,
+    "eval_every": 250,
+    "eval_episodes": 4,
+    "checkpoint_every": 200,
+    "keep_checkpoints": 2,
+    "algo_config": {"agent_hidden": 12, "mixer_embed_dim": 6, "hypernet_hidden": 10,
+                    "epsilon_anneal_steps": 300, "target_update_interval": 20, "lr": 0.003},
+}  # fmt: skip
+
+
+def _config(**overrides):
+    return config_from_dict({**BASE, **overrides})
+
+
+def _final_params(run_dir) -> dict[str, torch.Tensor]:
+    payload = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
+    return {
+        f"{module}.{name}": tensor
+        for module in ("agent", "mixer", "target_agent", "target_mixer")
+        for name, tensor in payload["learner"][module].items()
+    }
+
+
+def _strip_time(lines):
+    return [{k: v for k, v in x.items() if k not in ("wall_s", "steps_per_s")} for x in lines]
+
+
+def test_run_writes_metrics_checkpoints_and_run_json(tmp_path):
+    result = train(_config(), tmp_path, progress=False)
+    assert result.env_steps >= 600 and result.updates > 0
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["status"] == "finished" and info["env_steps"] == result.env_steps
+    assert info["config"]["env"] == "dummy" and info["config"]["algo_config"]["agent_hidden"] == 12
+    assert {"torch", "numpy", "mmsa-envs"} <= set(info["versions"])
+    assert info["env_spec"]["n_agents"] == 3 and "git_commit" in info and info["device"] == "cpu"
+    lines = read_metrics(tmp_path)
+    train_lines = [x for x in lines if x["kind"] == "train"]
+    evals = [x for x in lines if x["kind"] == "eval"]
+    assert lines[-1]["kind"] == "eval" and lines[-1]["env_steps"] == result.env_steps
+    assert {"loss", "return_mean", "episodes", "updates", "wall_s"} <= set(train_lines[-1])
+    assert {"return_mean", "return_std", "n_episodes"} <= set(
+        evals[-1]
+    ) and "win_rate" not in evals[-1]
+    steps = [x["env_steps"] for x in lines]
+    assert steps == sorted(steps)
+    ckpts = [p.name for p in list_checkpoints(tmp_path / "checkpoints")]
+    assert len(ckpts) == 2 and ckpts[-1] == f"step_{result.env_steps}.pt"
+    with pytest.raises(FileExistsError, match="resume=True"):
+        train(_config(), tmp_path, progress=False)
+    again = evaluate(tmp_path, episodes=5)
+    assert again["n_episodes"] == 5 and again["env_steps"] == result.env_steps
+    assert evaluate(tmp_path, episodes=5) == again  # deterministic
+
+
+_KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys, json, torch
+    torch.set_num_threads(1)
+    from mmsa_marl_core import config_from_dict, train
+
+    class KillAt:
+        def log(self, kind, env_steps, metrics):
+            if env_steps >= {kill_at}:
+                os.kill(os.getpid(), signal.SIGKILL)
+        def close(self):
+            pass
+
+    config = config_from_dict(json.loads(sys.argv[1]))
+    train(config, sys.argv[2], progress=False, loggers=[KillAt()])
+    """
+)
+
+
+def test_sigkill_then_resume_is_bitwise_exact(tmp_path):
+    config = _config()
+    straight = tmp_path / "straight"
+    train(config, straight, progress=False)
+
+    killed = tmp_path / "killed"
+    code = _KILLED_RUN.format(kill_at=330)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(BASE), str(killed)], capture_output=True, text=True
+    )
+    assert proc.returncode == -9, proc.stderr  # killed, not finished
+    info = json.loads((killed / "run.json").read_text())
+    assert info["status"] == "running"
+    (only,) = list_checkpoints(killed / "checkpoints")  # killed between two checkpoints
+    assert 200 <= load_checkpoint(only)["env_steps"] < 330
+    assert max(x["env_steps"] for x in read_metrics(killed)) > 201  # lines past the checkpoint
+
+    result = train(config, killed, progress=False, resume=True)
+    assert json.loads((killed / "run.json").read_text())["status"] == "finished"
+    a, b = _final_params(straight), _final_params(killed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed parameters differ"
+    # metrics after resume continue exactly where the checkpoint left off (no duplicates)
+    assert _strip_time(read_metrics(straight)) == _strip_time(read_metrics(killed))
+    assert result.env_steps == json.loads((straight / "run.json").read_text())["env_steps"]
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+    config = _config()
+    train(config, tmp_path, progress=False)
+    older, newest = list_checkpoints(tmp_path / "checkpoints")
+    older_bytes = older.read_bytes()
+    newest.write_bytes(newest.read_bytes()[:100])
+    resumed_from = load_checkpoint(older)["env_steps"]
+    longer = _config(steps=700)
+    with caplog.at_level("WARNING", logger="mmsa_marl_core"):
+        result = train(longer, tmp_path, progress=False, resume=True)
+    assert f"{newest.name} is unreadable" in caplog.text and "falling back" in caplog.text
+    assert result.env_steps >= 700
+    # metrics written after the older checkpoint were dropped on resume: no step appears twice
+    train_steps = [x["env_steps"] for x in read_metrics(tmp_path, "train")]
+    assert train_steps == sorted(set(train_steps)) and resumed_from in train_steps
+    assert not older.exists() or older.read_bytes() == older_bytes  # never rewritten in place
+
+
+def test_mismatching_checkpoint_is_refused_by_name(tmp_path):
+    train(_config(steps=250), tmp_path, progress=False)
+    before = {p.name: p.read_bytes() for p in list_checkpoints(tmp_path / "checkpoints")}
+    other = {**BASE, "algo_config": {**BASE["algo_config"], "agent_hidden": 16}}
+    with pytest.raises(
+        CheckpointMismatchError, match="algo_config.agent_hidden: checkpoint has 12"
+    ):
+        train(config_from_dict(other), tmp_path, progress=False, resume=True)
+    with pytest.raises(CheckpointMismatchError, match="algo: checkpoint has 'qmix'"):
+        train(_config(steps=250, algo="vdn"), tmp_path, progress=False, resume=True)
+    after = {p.name: p.read_bytes() for p in list_checkpoints(tmp_path / "checkpoints")}
+    assert after == before
+
+
+class _PoisonedLearner(QLearner):
+    def update(self, batch):
+        import dataclasses
+
+        return super().update(dataclasses.replace(batch, reward=batch.reward * float("nan")))
+
+
+register_algo(
+    "nan-test", lambda spec, cfg, device: _PoisonedLearner(spec, cfg, device), QLearnerConfig
+)
+
+
+def test_non_finite_updates_stop_the_run(tmp_path):
+    config = _config(algo="nan-test", max_nonfinite_updates=3)
+    with pytest.raises(NonFiniteLossError, match="4 updates had a NaN/inf loss"):
+        train(config, tmp_path, progress=False)
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["status"] == "failed" and "NonFiniteLossError" in info["error"]
+
+
+def test_greedy_policy_improves_on_dummy(tmp_path):
+    """A short run must beat its own first (untrained) evaluation on the dummy task."""
+    train(_config(steps=1500), tmp_path, progress=False)
+    evals = read_metrics(tmp_path, "eval")
+    assert evals[-1]["return_mean"] > evals[0]["return_mean"] + 0.5
+    assert np.isfinite([x["loss"] for x in read_metrics(tmp_path, "train") if "loss" in x]).all()
