@@ -1,0 +1,106 @@
+"""Report figures as PNG: learning curves with bootstrap bands, final scores per variant.
+
+Figures are built with `matplotlib.figure.Figure` and saved through the Agg canvas, never through
+`pyplot`: no GUI backend is touched and no global figure state leaks between reports (the flows
+run them in worker threads).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import polars as pl
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["plot_finals", "plot_learning_curves"]
+
+_DPI = 120
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(n, 3)
+    return math.ceil(n / cols), cols
+
+
+def _empty(path: Path, message: str) -> Path:
+    fig = Figure(figsize=(5, 3))
+    FigureCanvasAgg(fig)
+    fig.text(0.5, 0.5, message, ha="center", va="center")
+    fig.savefig(path, dpi=_DPI)
+    return path
+
+
+def plot_learning_curves(curves: pl.DataFrame, random: pl.DataFrame, path: Path) -> Path:
+    """One panel per task: IQM eval return of each variant over env steps, band = bootstrap CI.
+
+    A dashed line marks the random policy's mean return where a random dataset was given.
+    """
+    path = Path(path)
+    if curves.is_empty():
+        return _empty(path, "no evaluation points yet")
+    tasks = curves["task"].unique(maintain_order=True).sort().to_list()
+    rows, cols = _grid(len(tasks))
+    fig = Figure(figsize=(5 * cols, 3.6 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    random_by_task = (
+        dict(zip(random["task"], random["return_mean"], strict=True))
+        if "return_mean" in random.columns
+        else {}
+    )
+    for ax, task in zip(axes, tasks, strict=False):
+        panel = curves.filter(pl.col("task") == task)
+        for variant in panel["variant"].unique(maintain_order=True).sort().to_list():
+            line = panel.filter(pl.col("variant") == variant).sort("env_steps")
+            n = int(line["n_seeds"][0])
+            steps = line["env_steps"].to_numpy()
+            (drawn,) = ax.plot(steps, line["iqm"].to_numpy(), label=f"{variant} (n={n})")
+            ax.fill_between(
+                steps,
+                line["low"].to_numpy(),
+                line["high"].to_numpy(),
+                color=drawn.get_color(),
+                alpha=0.2,
+                linewidth=0,
+            )
+        if task in random_by_task:
+            ax.axhline(random_by_task[task], color="grey", linestyle="--", label="random policy")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("eval return (IQM, 95% CI)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axes[len(tasks) :]:
+        ax.set_visible(False)
+    fig.savefig(path, dpi=_DPI)
+    return path
+
+
+def plot_finals(summary: pl.DataFrame, path: Path, *, metric: str = "return") -> Path:
+    """One panel per task: final IQM of each variant with its bootstrap CI (the ablation chart)."""
+    path = Path(path)
+    data = summary.filter(pl.col("metric") == metric) if "metric" in summary.columns else summary
+    if data.is_empty():
+        return _empty(path, f"no final {metric} yet")
+    tasks = data["task"].unique(maintain_order=True).sort().to_list()
+    rows, cols = _grid(len(tasks))
+    most = max(len(data.filter(pl.col("task") == t)) for t in tasks)
+    fig = Figure(figsize=(5 * cols, (0.5 * most + 1.4) * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, task in zip(axes, tasks, strict=False):
+        panel = data.filter(pl.col("task") == task).sort("variant", descending=True)
+        iqm = panel["iqm"].to_numpy()
+        err = [iqm - panel["iqm_low"].to_numpy(), panel["iqm_high"].to_numpy() - iqm]
+        labels = [f"{v} (n={n})" for v, n in zip(panel["variant"], panel["n_seeds"], strict=True)]
+        ax.barh(range(len(panel)), iqm, xerr=err, color="tab:blue", alpha=0.7, capsize=3)
+        ax.set_yticks(range(len(panel)), labels, fontsize=8)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel(f"final {metric} (IQM, 95% CI)")
+        ax.grid(axis="x", alpha=0.3)
+    for ax in axes[len(tasks) :]:
+        ax.set_visible(False)
+    fig.savefig(path, dpi=_DPI)
+    return path

@@ -1,0 +1,296 @@
+"""The Prefect flows: mmsa-collect, mmsa-train, mmsa-evaluate, mmsa-ablate, mmsa-report.
+
+Each flow is thin: typed parameters (Prefect validates them with pydantic before the flow starts,
+so `steps=-1` or `device="gpu"` fails with a validation error naming the parameter), then tasks
+that call the plain functions of `flows.training`, `flows.collect` and `flows.report`, and a
+markdown artifact for the UI. Values left `None` (env, algo, steps, seed of mmsa-train) fall back
+to `mmsa_marl_core.TrainConfig`, the one home of every default.
+
+A flow runs with or without a server: `python -c "from flows.flows import train_flow;
+train_flow(steps=2000)"` uses a temporary local API; `make serve` serves them as deployments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, Field
+
+from .runners import RunnerKind, gpu_annotation, make_task_runner
+
+__all__ = [
+    "Variant",
+    "ablate_flow",
+    "collect_flow",
+    "evaluate_flow",
+    "report_flow",
+    "train_flow",
+]
+
+Device = Literal["auto", "cpu", "cuda"]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+class Variant(BaseModel):
+    """One variant of an ablation: an algorithm and its config overrides (dotted keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+    algo: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- tasks
+@task(name="validate-config", cache_policy=NO_CACHE)
+def validate_config(
+    env: str | None,
+    algo: str | None,
+    steps: int | None,
+    seed: int | None,
+    config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The resolved config as a dict (raises, naming the bad key, on unknown keys/wrong types)."""
+    from mmsa_marl_core import config_to_dict
+
+    from .training import build_config
+
+    base = _load_yaml(Path(config_file)) if config_file else {}
+    config = build_config(
+        env=env, algo=algo, steps=steps, seed=seed, base=base, overrides=overrides
+    )
+    return config_to_dict(config)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_task(
+    config: dict[str, Any],
+    run_dir: str,
+    device: str = "auto",
+    resume: bool = False,
+    task_label: str | None = None,
+    variant: str | None = None,
+) -> str:
+    from mmsa_marl_core import config_from_dict
+
+    from .training import run_training
+
+    out = run_training(
+        config_from_dict(config),
+        Path(run_dir),
+        device=device,
+        resume=resume,
+        task=task_label,
+        variant=variant,
+    )
+    return str(out)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_task(
+    run_dir: str, episodes: int, device: str, checkpoint: str | None
+) -> dict[str, float]:
+    from .training import run_evaluation
+
+    return run_evaluation(
+        Path(run_dir),
+        episodes=episodes,
+        device=device,
+        checkpoint=Path(checkpoint) if checkpoint else None,
+    )
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(
+    runs: list[str], out_dir: str, baselines: dict[str, str], title: str, reps: int, seed: int
+) -> str:
+    from .report import ReportConfig, build_report, write_report
+    from .runs import find_runs
+
+    run_dirs = find_runs(Path(r) for r in runs)
+    if not run_dirs:
+        raise ValueError(f"no run directory (holding run.json) under {runs}")
+    report = build_report(
+        run_dirs,
+        baselines={k: Path(v) for k, v in baselines.items()},
+        config=ReportConfig(reps=reps, seed=seed),
+    )
+    paths = write_report(report, Path(out_dir), title=title)
+    return str(paths["markdown"])
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+# --------------------------------------------------------------------------- flows
+@flow(name="mmsa-collect", log_prints=True)
+def collect_flow(
+    env: str = "dummy",
+    episodes: PositiveInt = 32,
+    seed: NonNegativeInt = 0,
+    out: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+) -> str:
+    """Play `episodes` random-policy episodes of `env`; save them as `.npz` (flows.collect)."""
+    from .collect import collect_episodes, save_dataset
+    from .training import default_run_dir
+
+    target = (
+        Path(out) if out else default_run_dir(Path("data"), env, "random", seed).with_suffix(".npz")
+    )
+    data = collect_episodes(env, episodes=episodes, seed=seed, env_kwargs=env_kwargs)
+    save_dataset(data, target)
+    returns = data["episode_return"]
+    create_markdown_artifact(
+        key="mmsa-collect",
+        markdown=(
+            f"# Dataset {env}\n\n{episodes} random-policy episodes, seed {seed}: mean return "
+            f"{returns.mean():.4f} (std {returns.std():.4f}), mean length "
+            f"{data['episode_length'].mean():.1f}.\n\nFile: `{target.resolve()}`\n"
+        ),
+        description=f"random-policy dataset of {env}",
+    )
+    return str(target)
+
+
+@flow(name="mmsa-train", log_prints=True)
+def train_flow(
+    env: str | None = None,
+    algo: str | None = None,
+    steps: PositiveInt | None = None,
+    seed: NonNegativeInt | None = None,
+    device: Device = "auto",
+    config: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    run_dir: str | None = None,
+    runs_root: str = "runs",
+    resume: bool = False,
+) -> str:
+    """Train one run; returns its run directory. `None` values take TrainConfig's defaults.
+
+    `config` is a YAML file of TrainConfig keys, `overrides` dotted keys applied on top
+    (e.g. `{"algo_config.lr": 0.001}`); `run_dir` defaults to runs_root/<env>/<algo>/seed<s>-<time>.
+    """
+    from .markdown import run_markdown
+    from .training import default_run_dir
+
+    resolved = validate_config(env, algo, steps, seed, config, overrides)
+    target = run_dir or str(
+        default_run_dir(Path(runs_root), resolved["env"], resolved["algo"], resolved["seed"])
+    )
+    out = train_task(resolved, target, device=device, resume=resume)
+    create_markdown_artifact(
+        key="mmsa-train",
+        markdown=run_markdown(Path(out)),
+        description=f"{resolved['algo']} on {resolved['env']}, seed {resolved['seed']}",
+    )
+    return out
+
+
+@flow(name="mmsa-evaluate", log_prints=True)
+def evaluate_flow(
+    run_dir: str,
+    episodes: PositiveInt = 32,
+    device: Device = "auto",
+    checkpoint: str | None = None,
+) -> dict[str, float]:
+    """Greedy evaluation of a run's final (or given) checkpoint, saved as evaluation.json."""
+    from .markdown import run_markdown
+
+    metrics = evaluate_task(run_dir, episodes, device, checkpoint)
+    create_markdown_artifact(
+        key="mmsa-evaluate",
+        markdown=run_markdown(Path(run_dir)),
+        description=f"evaluation of {run_dir} over {episodes} episodes",
+    )
+    return metrics
+
+
+@flow(name="mmsa-fanout")
+def fanout_flow(
+    jobs: list[dict[str, Any]], device: str, gpus_per_run: float, runner: str
+) -> list[str]:
+    """Train every job concurrently on this flow's task runner (set by mmsa-ablate)."""
+    with gpu_annotation(runner, gpus_per_run):  # type: ignore[arg-type]
+        futures = [train_task.submit(device=device, **job) for job in jobs]
+    return [f.result() for f in futures]
+
+
+@flow(name="mmsa-ablate", log_prints=True)
+def ablate_flow(
+    variants: dict[str, Variant],
+    env: str | None = None,
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] = [0, 1],  # noqa: B006
+    steps: PositiveInt | None = None,
+    overrides: dict[str, Any] | None = None,
+    device: Device = "auto",
+    runs_root: str = "runs/ablate",
+    runner: RunnerKind = "threads",
+    max_workers: PositiveInt | None = None,
+    dask_address: str | None = None,
+    gpus_per_run: Annotated[float, Field(ge=0)] = 0.0,
+    report: bool = True,
+    out_dir: str | None = None,
+) -> list[str]:
+    """Train every variant x seed (fanned out on `runner`), then report them together.
+
+    All configs are validated before any training starts. `runner="dask"` connects to the running
+    scheduler at `dask_address`; `gpus_per_run` then reserves that many `GPU` worker resources.
+    """
+    from .training import default_run_dir
+
+    if not variants:
+        raise ValueError("variants must name at least one variant")
+    jobs = []
+    for name, variant in variants.items():
+        for seed in seeds:
+            merged = {**(overrides or {}), **variant.overrides}
+            resolved = validate_config(env, variant.algo, steps, seed, None, merged)
+            label = env or resolved["env"]
+            run_dir = default_run_dir(Path(runs_root), resolved["env"], variant.algo, seed, name)
+            jobs.append(
+                {
+                    "config": resolved,
+                    "run_dir": str(run_dir),
+                    "task_label": label,
+                    "variant": name,
+                }
+            )
+    task_runner = make_task_runner(runner, max_workers=max_workers, dask_address=dask_address)
+    run_dirs = fanout_flow.with_options(task_runner=task_runner)(jobs, device, gpus_per_run, runner)
+    if report:
+        target = out_dir or str(Path(runs_root) / "report")
+        report_flow(runs=run_dirs, out_dir=target, title="MMSA ablation")
+    return run_dirs
+
+
+@flow(name="mmsa-report", log_prints=True)
+def report_flow(
+    runs: Annotated[list[str], Field(min_length=1)] = ["runs"],  # noqa: B006
+    out_dir: str = "results/report",
+    baselines: dict[str, str] | None = None,
+    title: str = "MMSA results",
+    reps: PositiveInt = 2000,
+    seed: NonNegativeInt = 0,
+) -> str:
+    """Tables (IQM/mean/median, bootstrap 95% CI), curves and charts of every run under `runs`."""
+    markdown = report_task(runs, out_dir, baselines or {}, title, reps, seed)
+    text = Path(markdown).read_text()
+    create_markdown_artifact(
+        key="mmsa-report",
+        markdown=text + f"\nWritten to `{Path(out_dir).resolve()}`.\n",
+        description=f"report of {len(runs)} run root(s)",
+    )
+    return markdown

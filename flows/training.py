@@ -1,0 +1,194 @@
+"""Plain-Python training and evaluation steps shared by the Prefect flows and the DVC stages.
+
+Nothing here imports Prefect: a DVC stage or a test calls these functions directly, and the flows
+in `flows.flows` wrap them as tasks. They are the thin edge of the design: build and validate the
+config, choose the device and the paths, call `mmsa_marl_core.train` / `evaluate`, log to
+TensorBoard, write `results.parquet`, `labels.json` and `evaluation.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .runs import EVALUATION_FILE, write_labels, write_results
+
+__all__ = [
+    "build_config",
+    "choose_device",
+    "default_run_dir",
+    "merge_overrides",
+    "nest",
+    "run_evaluation",
+    "run_training",
+]
+
+
+def choose_device(device: str) -> str:
+    """`auto` -> `cuda` when torch sees a GPU, else `cpu`; `cuda` without a GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" or device.startswith("cuda"):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} was asked for but torch sees no CUDA device")
+        return device
+    raise ValueError(f"device={device!r} is not allowed; use 'auto', 'cpu' or 'cuda[:N]'")
+
+
+def nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn dotted keys into nested dicts: {"algo_config.lr": 1e-3} -> {"algo_config": {"lr": ..}}.
+
+    Nested dict values are merged, so {"a.b": 1, "a": {"c": 2}} gives {"a": {"b": 1, "c": 2}}.
+    """
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if not isinstance(key, str) or not key or any(not p for p in key.split(".")):
+            raise ValueError(f"override key {key!r} must be a dotted name like 'algo_config.lr'")
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"override {key!r} descends into {part!r}, which is a value")
+            node = child
+        leaf = parts[-1]
+        if isinstance(value, Mapping):
+            existing = node.setdefault(leaf, {})
+            if not isinstance(existing, dict):
+                raise ValueError(f"override {key!r} merges a mapping into a value")
+            existing.update(nest({k: v for k, v in value.items()}))
+        else:
+            node[leaf] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def merge_overrides(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Nest each layer's dotted keys and merge them, later layers winning key by key."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _merge(merged, nest(layer))
+    return merged
+
+
+def build_config(
+    *,
+    env: str | None = None,
+    algo: str | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+    base: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Any:
+    """A validated `mmsa_marl_core.TrainConfig`.
+
+    Layers, later wins: `base` (e.g. a YAML file's dict), dotted `overrides`, then the explicit
+    `env`/`algo`/`steps`/`seed` when given. Unknown keys and wrong types are rejected by
+    `config_from_dict` with the dotted path of the bad key.
+    """
+    from mmsa_marl_core import config_from_dict
+
+    merged = _merge(dict(base or {}), nest(overrides or {}))
+    explicit = {"env": env, "algo": algo, "steps": steps, "seed": seed}
+    merged |= {k: v for k, v in explicit.items() if v is not None}
+    return config_from_dict(merged)
+
+
+def default_run_dir(
+    runs_root: Path, env: str, algo: str, seed: int, label: str | None = None
+) -> Path:
+    """`runs_root/<env>/<label or algo>/seed<seed>-<UTC timestamp>`; env ids become path-safe."""
+    safe_env = re.sub(r"[^A-Za-z0-9._-]+", "_", env)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return Path(runs_root) / safe_env / (label or algo) / f"seed{seed}-{stamp}"
+
+
+def run_training(
+    config: Any,
+    run_dir: Path,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    progress: bool = False,
+    task: str | None = None,
+    variant: str | None = None,
+    torch_threads: int | None = None,
+) -> Path:
+    """Train `config` into `run_dir` with a TensorBoard logger; write `results.parquet`.
+
+    `task`/`variant` name the run's groups in reports (default: env id and algo).
+    `torch_threads` sets torch's intra-op threads for this process (None: leave it): the small
+    networks of MARL run fastest on one thread, and runs side by side then do not oversubscribe.
+    """
+    import torch
+
+    from mmsa_marl_core import train
+
+    from .logging import TensorBoardLogger
+
+    if torch_threads is not None:
+        if torch_threads < 1:
+            raise ValueError(f"torch_threads={torch_threads} must be >= 1 (or None)")
+        torch.set_num_threads(torch_threads)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_labels(run_dir, task=task or config.env, variant=variant or config.algo)
+    logger = TensorBoardLogger(run_dir / "tb")
+    try:
+        train(
+            config,
+            run_dir,
+            device=choose_device(device),
+            resume=resume,
+            loggers=[logger],
+            progress=progress,
+        )
+    finally:
+        logger.close()
+    write_results(run_dir)
+    return run_dir
+
+
+def run_evaluation(
+    run_dir: Path,
+    *,
+    episodes: int = 32,
+    device: str = "auto",
+    checkpoint: Path | None = None,
+    out: Path | None = None,
+) -> dict[str, float]:
+    """Greedy evaluation of a run's final (or given) checkpoint, saved as JSON to `out`
+    (default: `evaluation.json` in the run directory, where reports look for it)."""
+    from mmsa_marl_core import evaluate
+
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes} must be >= 1")
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no run.json")
+    metrics = evaluate(
+        run_dir, episodes=episodes, device=choose_device(device), checkpoint=checkpoint
+    )
+    record = {k: float(v) for k, v in metrics.items()} | {
+        "episodes": episodes,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+    }
+    target = Path(out) if out else run_dir / EVALUATION_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(record, indent=2) + "\n")
+    return dict(metrics)

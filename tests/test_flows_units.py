@@ -1,0 +1,204 @@
+"""Unit tests of the flows' building blocks that need no server and no training run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from flows.collect import collect_episodes, load_dataset, random_policy, save_dataset
+from flows.runners import gpu_annotation, make_task_runner
+from flows.stages import _should_resume, compose_params, paths, train_config
+from flows.training import build_config, choose_device, default_run_dir, merge_overrides, nest
+
+
+# ----------------------------------------------------------------------------- config layers
+def test_nest_and_merge_overrides() -> None:
+    assert nest({"a.b": 1, "a": {"c": 2}, "d": 3}) == {"a": {"b": 1, "c": 2}, "d": 3}
+    merged = merge_overrides(
+        {"algo_config.lr": 0.1, "steps": 5},
+        {"algo_config": {"lr": 0.2, "gamma": 0.9}},
+        {"steps": 7},
+    )
+    assert merged == {"algo_config": {"lr": 0.2, "gamma": 0.9}, "steps": 7}
+    with pytest.raises(ValueError, match="dotted name"):
+        nest({"a..b": 1})
+    with pytest.raises(ValueError, match="descends into 'a'"):
+        nest({"a": 1, "a.b": 2})
+
+
+def test_build_config_layers_and_rejects_bad_keys() -> None:
+    config = build_config(
+        env="dummy",
+        algo="vdn",
+        steps=123,
+        seed=4,
+        base={"n_envs": 2, "algo_config": {"lr": 0.5}},
+        overrides={"algo_config.gamma": 0.5},
+    )
+    assert (config.env, config.algo, config.steps, config.seed, config.n_envs) == (
+        "dummy",
+        "vdn",
+        123,
+        4,
+        2,
+    )
+    assert config.algo_config.lr == 0.5 and config.algo_config.gamma == 0.5
+    with pytest.raises(ValueError, match="algo_config.not_a_key"):
+        build_config(overrides={"algo_config.not_a_key": 1})
+
+
+def test_choose_device() -> None:
+    import torch
+
+    assert choose_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert choose_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="'gpu' is not allowed"):
+        choose_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            choose_device("cuda")
+
+
+def test_default_run_dir_is_path_safe(tmp_path: Path) -> None:
+    run = default_run_dir(tmp_path, "lbf:Foraging-5x5-2p-1f-v3", "qmix", 3)
+    assert run.parent == tmp_path / "lbf_Foraging-5x5-2p-1f-v3" / "qmix"
+    assert run.name.startswith("seed3-")
+
+
+# ----------------------------------------------------------------------------- collect
+def test_collect_dummy_shapes_masks_and_returns(tmp_path: Path) -> None:
+    data = collect_episodes("dummy", episodes=4, seed=1)
+    e, t, n, o, s, a = 4, 5, 3, 7, 11, 6  # dummy: limit 5, N=3, O=7, S=11, A=6
+    assert data["obs"].shape == (e, t + 1, n, o)
+    assert data["state"].shape == (e, t + 1, s)
+    assert data["avail_actions"].shape == (e, t + 1, n, a)
+    assert data["action"].shape == (e, t, n) and data["action"].dtype == np.int64
+    lengths = data["episode_length"]
+    assert np.array_equal(data["mask"].sum(axis=1), lengths)
+    np.testing.assert_allclose(data["reward"].sum(axis=1), data["episode_return"], rtol=1e-6)
+    # Every taken action was available at its step (the random policy respects the mask).
+    taken = np.take_along_axis(data["avail_actions"][:, :-1], data["action"][..., None], -1)
+    assert taken[..., 0][data["mask"]].all()
+    again = collect_episodes("dummy", episodes=4, seed=1)
+    assert np.array_equal(again["action"], data["action"])  # seeded
+    arrays, meta = load_dataset(save_dataset(data, tmp_path / "d.npz"))
+    assert meta["env"] == "dummy" and meta["episodes"] == 4 and meta["policy"] == "random"
+    assert np.array_equal(arrays["obs"], data["obs"])
+    with pytest.raises(ValueError, match="must end in .npz"):
+        save_dataset(data, tmp_path / "d.zip")
+    with pytest.raises(ValueError, match="episodes=0"):
+        collect_episodes("dummy", episodes=0)
+
+
+def test_random_policy_continuous_stays_in_bounds() -> None:
+    data = collect_episodes("dummy:continuous", episodes=2, seed=0)
+    assert data["action"].shape == (2, 5, 3, 6)
+    assert data["action"].min() >= -1.0 and data["action"].max() <= 1.0
+
+    class Spec:
+        discrete = True
+
+    act = random_policy(Spec())
+    avail = np.zeros((3, 6), bool)
+    avail[:, 4] = True
+    assert act(np.zeros((3, 7)), avail, np.random.default_rng(0)).tolist() == [4, 4, 4]
+
+
+# ----------------------------------------------------------------------------- runners
+def test_task_runner_choice() -> None:
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    assert isinstance(make_task_runner("threads", max_workers=2), ThreadPoolTaskRunner)
+    assert isinstance(make_task_runner("processes"), ProcessPoolTaskRunner)
+    runner = make_task_runner("dask", dask_address="tcp://127.0.0.1:8786")
+    assert isinstance(runner, DaskTaskRunner) and runner.address == "tcp://127.0.0.1:8786"
+    with pytest.raises(ValueError, match="needs dask_address"):
+        make_task_runner("dask")
+    with pytest.raises(ValueError, match="'ray' is not allowed"):
+        make_task_runner("ray")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_workers=0"):
+        make_task_runner("threads", max_workers=0)
+
+
+def test_gpu_annotation_only_for_dask() -> None:
+    import dask
+
+    with gpu_annotation("dask", 1):
+        assert dask.get_annotations() == {"resources": {"GPU": 1}}
+    with gpu_annotation("threads", 1):
+        assert dask.get_annotations() == {}
+    with pytest.raises(ValueError, match="gpus_per_run=-1"):
+        gpu_annotation("dask", -1)
+
+
+# ----------------------------------------------------------------------------- flow parameters
+def test_flow_parameters_are_validated_by_prefect() -> None:
+    from prefect.exceptions import ParameterTypeError
+
+    from flows.flows import ablate_flow, report_flow, train_flow
+
+    ok = train_flow.validate_parameters({"steps": 10, "device": "cpu"})
+    assert ok["steps"] == 10
+    for bad, name in (({"steps": -1}, "steps"), ({"device": "gpu"}, "device")):
+        with pytest.raises(ParameterTypeError, match=name):
+            train_flow.validate_parameters(bad)
+    with pytest.raises(ParameterTypeError, match="variants.a.bad"):
+        ablate_flow.validate_parameters({"variants": {"a": {"algo": "qmix", "bad": 1}}})
+    with pytest.raises(ParameterTypeError, match="runner"):
+        ablate_flow.validate_parameters({"variants": {"a": {"algo": "qmix"}}, "runner": "ray"})
+    with pytest.raises(ParameterTypeError, match="seeds"):
+        ablate_flow.validate_parameters({"variants": {"a": {"algo": "qmix"}}, "seeds": []})
+    with pytest.raises(ParameterTypeError, match="reps"):
+        report_flow.validate_parameters({"reps": 0})
+
+
+# ----------------------------------------------------------------------------- DVC stages
+def test_profiles_compose_and_build_valid_configs(tmp_path: Path) -> None:
+    for profile in ("smoke", "paper", "ci"):
+        out = compose_params(profile, out=tmp_path / f"{profile}.yaml")
+        params = yaml.safe_load(out.read_text())
+        assert params["profile"] == profile
+        for task in params["tasks"]:
+            for algo in params["algos"]:
+                config = train_config(params, task, algo, 0)
+                assert config.env == params["task_defs"][task]["env"]
+                assert config.steps == params["task_defs"][task]["steps"]
+    paper = yaml.safe_load((tmp_path / "paper.yaml").read_text())
+    assert {d["steps"] for d in paper["task_defs"].values()} == {2_000_000}
+    assert train_config(paper, paper["tasks"][0], "mmsa-no_sale", 1).algo_config.ablation == (
+        "no_sale"
+    )
+    with pytest.raises(ValueError, match="profile 'nope' does not exist"):
+        compose_params("nope", out=tmp_path / "x.yaml")
+    with pytest.raises(ValueError, match="'nope' is not in task_defs"):
+        train_config(paper, "nope", "qmix", 0)
+
+
+def test_committed_params_yaml_is_the_composed_smoke_profile(tmp_path: Path) -> None:
+    """`dvc exp run` recomposes params.yaml; the committed one must equal that (no diff)."""
+    root = Path(__file__).resolve().parents[1]
+    composed = compose_params("smoke", out=tmp_path / "params.yaml")
+    assert (root / "params.yaml").read_text() == composed.read_text()
+
+
+def test_should_resume_only_unfinished_same_config(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "step_10.pt").write_bytes(b"x")
+    meta = {"config": {"steps": 10}, "status": "running"}
+    (run / "run.json").write_text(json.dumps(meta))
+    assert _should_resume(run, {"steps": 10})
+    assert run.exists()
+    assert not _should_resume(run, {"steps": 20})  # other config: stale, removed
+    assert not run.exists()
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "step_10.pt").write_bytes(b"x")
+    (run / "run.json").write_text(json.dumps(meta | {"status": "finished"}))
+    assert not _should_resume(run, {"steps": 10})  # finished: the stage reruns from scratch
+    assert not run.exists()
+    assert paths("ci").run_dir("t", "a", 2) == Path("results/ci/runs/t/a/seed2")
