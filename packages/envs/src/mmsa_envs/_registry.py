@@ -29,6 +29,7 @@ _BACKENDS: dict[str, _Backend] = {
     "lbf": _Backend("mmsa_envs._lbf", "lbf", ("lbforaging", "gymnasium")),
     "mamujoco": _Backend("mmsa_envs._mamujoco", "mamujoco", ("gymnasium_robotics", "mujoco")),
     "pettingzoo": _Backend("mmsa_envs._pettingzoo", "pettingzoo", ("pettingzoo",)),
+    "smax": _Backend("mmsa_envs._smax", "smax", ("jaxmarl", "jax")),
 }
 
 

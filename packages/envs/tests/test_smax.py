@@ -1,0 +1,141 @@
+"""smax adapter and SMAXVectorEnv over the real JaxMARL SMAX (CPU jax).
+
+Compiling SMAX's step takes ~10-15 s per map and shape, so the tests share module-scoped envs:
+one single env per map and one vector env.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmsa_envs import UnknownEnvError, VecStep, check_env, episode_seed, make
+
+pytest.importorskip("jaxmarl")
+from mmsa_envs._smax import SMAXEnv  # noqa: E402
+from mmsa_envs._smax_vector import SMAXVectorEnv  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smacv2_5() -> SMAXEnv:
+    return make("smax:smacv2_5_units")  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def three_m() -> SMAXEnv:
+    return make("smax:3m")  # type: ignore[return-value]
+
+
+def _attack_policy(avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Attack a random enemy in range, else move or stop at random."""
+    acts = []
+    for row in avail:
+        attacks = np.flatnonzero(row[5:]) + 5
+        choices = attacks if attacks.size else np.flatnonzero(row)
+        acts.append(rng.choice(choices))
+    return np.array(acts, np.int64)
+
+
+def _focus_fire(avail: np.ndarray) -> np.ndarray:
+    """Every ally shoots the lowest-numbered enemy in range, else moves: wins some 3m battles."""
+    acts = []
+    for row in avail:
+        attacks = np.flatnonzero(row[5:]) + 5
+        acts.append(attacks[0] if attacks.size else (1 if row[1] else np.flatnonzero(row)[-1]))
+    return np.array(acts, np.int64)
+
+
+def test_contract_smacv2_5_units(smacv2_5: SMAXEnv) -> None:
+    spec = smacv2_5.spec
+    assert (spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions) == (5, 127, 120, 10)
+    assert spec.has_win and spec.episode_limit == 101  # SMAX ends on step max_steps + 1
+    check_env(smacv2_5, episodes=2)
+
+
+def test_contract_3m(three_m: SMAXEnv) -> None:
+    check_env(three_m, episodes=2)
+
+
+def test_win_flag_matches_the_battle(three_m: SMAXEnv) -> None:
+    outcomes = []
+    for seed in range(12):
+        step = three_m.reset(seed=seed)
+        while not step.done:
+            step = three_m.step(_focus_fire(step.avail_actions))
+        alive = np.asarray(three_m._state.state.unit_alive)
+        won = not alive[3:].any() and alive[:3].any()
+        assert step.info["battle_won"] == won
+        assert step.terminated == (not alive[3:].any() or not alive[:3].any())
+        if won:
+            assert step.reward >= 1.0  # the +1 battle bonus is in the last reward
+        outcomes.append(won)
+    assert any(outcomes) and not all(outcomes), outcomes
+
+
+def test_unknown_map_lists_close_matches() -> None:
+    with pytest.raises(UnknownEnvError, match="smax:smacv2_5_units"):
+        make("smax:smacv2_5_unit")
+
+
+@pytest.fixture(scope="module")
+def vector() -> SMAXVectorEnv:
+    # max_steps=10: episodes reach the step limit, so truncation shows up quickly
+    return SMAXVectorEnv("smax:3m", 3, seed=9, env_kwargs={"max_steps": 10})
+
+
+def _rollout(venv: SMAXVectorEnv, steps: int, seed: int) -> tuple[list[VecStep], list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    vs, acts = [venv.reset()], []
+    for _ in range(steps):
+        acts.append(np.stack([_attack_policy(a, rng) for a in vs[-1].avail_actions]))
+        vs.append(venv.step(acts[-1]))
+    return vs, acts
+
+
+def test_vector_rows_replay_lone_envs(vector: SMAXVectorEnv, three_m: SMAXEnv) -> None:
+    vector.autoreset = False
+    vector.episode_counters = np.zeros(3, np.int64)
+    vs, acts = _rollout(vector, 12, seed=1)
+    assert vs[0].obs.shape == (3, 3, 75) and vs[0].avail_actions.dtype == bool
+    for i in range(3):  # the lone 3m env has a longer limit: compare up to row i's end
+        step = three_m.reset(seed=episode_seed(9, i, 0))
+        for t, act in enumerate(acts, start=1):
+            np.testing.assert_allclose(vs[t - 1].obs[i], step.obs, atol=1e-5)
+            step = three_m.step(act[i])
+            assert vs[t].reward[i] == pytest.approx(step.reward, abs=1e-6)
+            if vs[t].done[i]:
+                break
+    last = vs[-1]
+    assert last.done.all()  # max_steps=10: every row is over by step 11
+    for i in range(3):
+        end = next(t for t, v in enumerate(vs) if v.done[i])
+        assert last.truncated[i] == (end == 11) and last.terminated[i] == (end < 11)
+        assert vs[-1].reward[i] == 0.0 or end == len(vs) - 1  # finished rows wait with reward 0
+    assert not last.dropped.any() and vector.dropped_episodes == 0
+
+
+def test_vector_autoreset_starts_seeded_episodes(vector: SMAXVectorEnv, three_m: SMAXEnv) -> None:
+    vector.autoreset = True
+    vector.episode_counters = np.zeros(3, np.int64)
+    vs, _ = _rollout(vector, 12, seed=2)
+    assert all(v.final_obs is not None for v in vs)
+    assert vector.episode_counters.min() >= 2  # every row ended once within 11 steps
+    for i in range(3):
+        end = next(t for t, v in enumerate(vs) if t > 0 and v.done[i])
+        first_of_next = three_m.reset(seed=episode_seed(9, i, 1))
+        np.testing.assert_allclose(vs[end].obs[i], first_of_next.obs, atol=1e-5)
+        assert not np.array_equal(vs[end].final_obs[i], vs[end].obs[i])  # type: ignore[index]
+    vector.autoreset = False
+
+
+def test_vector_rejects_bad_actions(vector: SMAXVectorEnv) -> None:
+    v = vector.reset()
+    acts = np.stack([np.argmax(a, axis=-1) for a in v.avail_actions])
+    bad = acts.copy()
+    bad[1, 2] = 99
+    with pytest.raises(ValueError, match="env 1: .*agent 2 action 99 is out of range"):
+        vector.step(bad)
+    with pytest.raises(ValueError, match=r"shape \(3, 3\)"):
+        vector.step(acts[:2])
+    with pytest.raises(ValueError, match="smax:<map> ids only"):
+        SMAXVectorEnv("lbf:Foraging-8x8-2p-2f-v3", 2)
