@@ -12,7 +12,7 @@ from mmsa_envs._registry import backend_installed
 
 
 def test_backends_are_known() -> None:
-    assert backends() == ["dummy", "lbf", "mamujoco", "pettingzoo", "smax"]
+    assert backends() == ["dummy", "lbf", "mamujoco", "pettingzoo", "smacv2", "smax"]
 
 
 def test_make_dummy_variants() -> None:

@@ -12,7 +12,9 @@ from ._core import ActionKind, EnvSpec, MultiAgentEnv, Step
 from ._dummy import DummyEnv
 from ._registry import MissingBackendError, UnknownEnvError, backends, make, registered
 from ._seeding import episode_seed
+from ._smax_vector import SMAXVectorEnv
 from ._vector import VecStep, VectorEnv
+from ._vector_factory import make_vector_env
 
 __all__ = [
     "ActionKind",
@@ -20,6 +22,7 @@ __all__ = [
     "EnvSpec",
     "MissingBackendError",
     "MultiAgentEnv",
+    "SMAXVectorEnv",
     "Step",
     "UnknownEnvError",
     "VecStep",
@@ -27,6 +30,7 @@ __all__ = [
     "backends",
     "check_env",
     "episode_seed",
+    "make_vector_env",
     "make",
     "registered",
 ]

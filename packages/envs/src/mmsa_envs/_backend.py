@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import sys
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
@@ -35,7 +36,16 @@ class UnknownEnvError(ValueError):
 
 def installed(modules: Iterable[str]) -> bool:
     """Whether every top-level module in `modules` can be imported (without importing it)."""
-    return all(importlib.util.find_spec(m) is not None for m in modules)
+    return all(_findable(m) for m in modules)
+
+
+def _findable(module: str) -> bool:
+    if module in sys.modules:  # already imported (or blocked with None)
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def require(module: str, backend: str, extra: str) -> ModuleType:

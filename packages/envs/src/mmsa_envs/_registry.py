@@ -30,6 +30,7 @@ _BACKENDS: dict[str, _Backend] = {
     "mamujoco": _Backend("mmsa_envs._mamujoco", "mamujoco", ("gymnasium_robotics", "mujoco")),
     "pettingzoo": _Backend("mmsa_envs._pettingzoo", "pettingzoo", ("pettingzoo",)),
     "smax": _Backend("mmsa_envs._smax", "smax", ("jaxmarl", "jax")),
+    "smacv2": _Backend("mmsa_envs._smacv2", "smacv2", ("smacv2", "pysc2")),
 }
 
 
@@ -46,8 +47,8 @@ def backend_installed(backend: str) -> bool:
 def _load(backend: str, check_installed: bool) -> Any:
     """Import our adapter module (cheap: it imports its backend only when an env is built)."""
     spec = _BACKENDS[backend]
-    missing = [m for m in spec.requires if not installed([m])]
-    if missing and check_installed:
+    missing = [m for m in spec.requires if check_installed and not installed([m])]
+    if missing:
         raise MissingBackendError(
             f"the {backend!r} backend needs {', '.join(missing)}, which is not installed: "
             f"pip install 'mmsa-envs[{spec.extra}]'"
