@@ -74,6 +74,7 @@ def train_task(
     resume: bool = False,
     task_label: str | None = None,
     variant: str | None = None,
+    torch_threads: int | None = 1,
 ) -> str:
     from mmsa_marl_core import config_from_dict
 
@@ -86,6 +87,7 @@ def train_task(
         resume=resume,
         task=task_label,
         variant=variant,
+        torch_threads=torch_threads,
     )
     return str(out)
 
@@ -177,11 +179,14 @@ def train_flow(
     run_dir: str | None = None,
     runs_root: str = "runs",
     resume: bool = False,
+    torch_threads: PositiveInt | None = 1,
 ) -> str:
     """Train one run; returns its run directory. `None` values take TrainConfig's defaults.
 
     `config` is a YAML file of TrainConfig keys, `overrides` dotted keys applied on top
     (e.g. `{"algo_config.lr": 0.001}`); `run_dir` defaults to runs_root/<env>/<algo>/seed<s>-<time>.
+    `torch_threads` (default 1: the small MARL networks run fastest on one thread) sets torch's
+    intra-op threads; None leaves torch's default.
     """
     from .markdown import run_markdown
     from .training import default_run_dir
@@ -190,7 +195,7 @@ def train_flow(
     target = run_dir or str(
         default_run_dir(Path(runs_root), resolved["env"], resolved["algo"], resolved["seed"])
     )
-    out = train_task(resolved, target, device=device, resume=resume)
+    out = train_task(resolved, target, device=device, resume=resume, torch_threads=torch_threads)
     create_markdown_artifact(
         key="mmsa-train",
         markdown=run_markdown(Path(out)),
@@ -220,11 +225,17 @@ def evaluate_flow(
 
 @flow(name="mmsa-fanout")
 def fanout_flow(
-    jobs: list[dict[str, Any]], device: str, gpus_per_run: float, runner: str
+    jobs: list[dict[str, Any]],
+    device: str,
+    gpus_per_run: float,
+    runner: str,
+    torch_threads: int | None = 1,
 ) -> list[str]:
     """Train every job concurrently on this flow's task runner (set by mmsa-ablate)."""
     with gpu_annotation(runner, gpus_per_run):  # type: ignore[arg-type]
-        futures = [train_task.submit(device=device, **job) for job in jobs]
+        futures = [
+            train_task.submit(device=device, torch_threads=torch_threads, **job) for job in jobs
+        ]
     return [f.result() for f in futures]
 
 
@@ -243,6 +254,7 @@ def ablate_flow(
     gpus_per_run: Annotated[float, Field(ge=0)] = 0.0,
     report: bool = True,
     out_dir: str | None = None,
+    torch_threads: PositiveInt | None = 1,
 ) -> list[str]:
     """Train every variant x seed (fanned out on `runner`), then report them together.
 
@@ -269,7 +281,8 @@ def ablate_flow(
                 }
             )
     task_runner = make_task_runner(runner, max_workers=max_workers, dask_address=dask_address)
-    run_dirs = fanout_flow.with_options(task_runner=task_runner)(jobs, device, gpus_per_run, runner)
+    fanout = fanout_flow.with_options(task_runner=task_runner)
+    run_dirs = fanout(jobs, device, gpus_per_run, runner, torch_threads)
     if report:
         target = out_dir or str(Path(runs_root) / "report")
         report_flow(runs=run_dirs, out_dir=target, title="MMSA ablation")

@@ -149,7 +149,8 @@ def _read_pid(path: Path) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except FileNotFoundError:
         return None
-    return pid if data["marker"] in cmdline and _alive(pid) else None
+    # An empty command line: the process is between fork and exec (just spawned); it is ours.
+    return pid if (not cmdline or data["marker"] in cmdline) and _alive(pid) else None
 
 
 def _port_in_use(host: str, port: int) -> bool:

@@ -1,0 +1,116 @@
+"""A real local Prefect server and serve process (as `make serve` starts them), one deployment run
+to completion through the `prefect` CLI, its outputs and artifacts, and parameter validation."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows.serve import DEPLOYMENTS, REPO_ROOT
+from flows.testing import Served, shared_served
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PREFECT = [sys.executable, "-m", "prefect"]
+# Small enough for a test: two collection rounds of 4 LBF episodes and two evaluations.
+TINY = {"eval_every": 200, "log_every": 200, "eval_episodes": 4, "n_envs": 4, "batch_size": 4}
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with shared_served(tmp_path_factory.mktemp("prefect")) as handle:
+        yield handle
+
+
+def prefect_cli(served: Served, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*PREFECT, *args],
+        cwd=REPO_ROOT,
+        env=served.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_every_deployment_is_served(server: Served) -> None:
+    for name in DEPLOYMENTS:
+        deployment = _api(server, f"deployments/name/{name}")
+        assert deployment["status"] == "READY", name  # polled by the serve process
+    # Clients find the server through the profile `flows.serve start` activated.
+    profiles = (server.home / "profiles.toml").read_text()
+    assert f'PREFECT_API_URL = "{server.api_url}"' in profiles
+
+
+def test_train_deployment_runs_to_completion(server: Served, tmp_path: Path) -> None:
+    runs_root = tmp_path / "runs"
+    out = prefect_cli(
+        server,
+        "deployment",
+        "run",
+        "mmsa-train/lbf-smoke",
+        "--param",
+        "steps=400",
+        "--param",
+        f"overrides={json.dumps(TINY)}",
+        "--param",
+        f"runs_root={runs_root}",
+        "--watch",
+        "--watch-timeout",
+        "200",
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "Completed" in out.stdout
+    run_dirs = [p.parent for p in runs_root.rglob("run.json")]
+    assert len(run_dirs) == 1
+    run = run_dirs[0]
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "finished" and meta["config"]["env"].startswith("lbf:Foraging-5x5")
+    assert meta["env_steps"] >= 400
+    results = pl.read_parquet(run / "results.parquet")
+    assert set(results["kind"]) == {"train", "eval"} and set(results["algo"]) == {"qmix"}
+    assert any((run / "tb").glob("events.out.tfevents.*"))
+
+    # The markdown artifact of this flow run names the run directory.
+    flow_run_id = re.search(r"flow-run/([0-9a-f-]{36})", out.stdout)
+    assert flow_run_id, out.stdout
+    artifacts = _artifacts(server, flow_run_id.group(1))
+    markdown = [a for a in artifacts if a["type"] == "markdown" and a["key"] == "mmsa-train"]
+    assert markdown and str(run.resolve()) in markdown[0]["data"]
+    assert "final eval return" in markdown[0]["data"]
+
+
+def test_bad_parameters_get_validation_errors(server: Served) -> None:
+    out = prefect_cli(server, "deployment", "run", "mmsa-train/lbf-smoke", "--param", "steps=-5")
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "steps" in text and "minimum" in text  # the server's schema check, not a traceback
+    assert "Traceback" not in text
+
+
+def _api(served: Served, path: str, body: dict | None = None) -> dict | list:
+    """GET (or POST `body` to) the server's REST API."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{served.api_url}/{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+        method="POST" if body is not None else "GET",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        return json.loads(response.read())
+
+
+def _artifacts(served: Served, flow_run_id: str) -> list[dict]:
+    body = {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
+    found = _api(served, "artifacts/filter", body)
+    assert isinstance(found, list)
+    return found
