@@ -112,9 +112,9 @@ class _Shared:
 def shared_served(tmp: Path) -> Iterator[Served]:
     """`served`, shared by every caller in this process until the last one exits."""
     if _Shared.users == 0:
-        context = served(tmp)
-        _Shared.handle = context.__enter__()
-        _Shared.context = context
+        starting = served(tmp)
+        _Shared.handle = starting.__enter__()
+        _Shared.context = starting
     _Shared.users += 1
     try:
         assert _Shared.handle is not None
@@ -122,6 +122,6 @@ def shared_served(tmp: Path) -> Iterator[Served]:
     finally:
         _Shared.users -= 1
         if _Shared.users == 0:
-            context, _Shared.context, _Shared.handle = _Shared.context, None, None
-            if context is not None:
-                context.__exit__(None, None, None)
+            ending, _Shared.context, _Shared.handle = _Shared.context, None, None
+            if ending is not None:
+                ending.__exit__(None, None, None)
