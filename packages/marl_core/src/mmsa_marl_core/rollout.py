@@ -6,10 +6,15 @@ greedily (no gradient) on the model's decoded observations and available-action 
 reads each imagined feature sequence ``[H+1, D]`` and its last state is the rollout code ``c_t``,
 which the mixer reads next to ``s_t``.
 
-All ``(T+1) * B`` starts are imagined in ONE ``imagine`` call (the starts become the batch axis).
-The agents' recurrent state starts from their real-data state just before ``t`` (the state
-after reading ``x_{t-1}``), with ``a_{t-1}`` as the last action, so imagined step 0 sees what the
-agent saw on real data, with the decoded ``o^_t`` in place of ``o_t``.
+All starts are imagined in ONE ``imagine`` call (the starts become the batch axis). The agents'
+recurrent state starts from their real-data state just before ``t`` (after reading ``x_{t-1}``),
+with ``a_{t-1}`` as the last action, so imagined step 0 sees what the agent saw on real data, with
+the decoded ``o^_t`` in place of ``o_t``.
+
+Shortcut (``first_actions``): the posterior ``m_t`` is inferred from the real ``(s_t, o_t)``, so
+the learner may hand in the agents' greedy actions on the real ``o_t`` (which double Q needs
+anyway) as the step-0 actions, together with the real-data hidden state after ``x_t``. That saves
+one all-actions agent pass over every start; later steps always act on decoded observations.
 
 Imagination runs under ``torch.no_grad``: the world model is trained by its own losses only, and
 only the rollout GRU (and the mixer) learn from the TD error through ``c_t``.
@@ -58,25 +63,42 @@ class GreedyImaginationPolicy:
     """The current agents as the ``policy`` callable of ``WorldModel.imagine``.
 
     Carries the agents' GRU state and last action between the ``H`` calls that one ``imagine``
-    makes (in time order). hidden ``[B', N, H]``; last_action ``[B', N, A]`` one-hot.
+    makes (in time order). hidden ``[B', N, H]`` (before reading step 0); last_action
+    ``[B', N, A]`` one-hot. With ``first_actions [B', N]`` and ``first_hidden [B', N, H]`` the
+    first call returns ``first_actions`` (chosen on real data) and moves to ``first_hidden``
+    without running the agent.
     """
 
     def __init__(
-        self, agent: SALEAgent, encoder: Encoder | None, hidden: Tensor, last_action: Tensor
+        self,
+        agent: SALEAgent,
+        encoder: Encoder | None,
+        hidden: Tensor,
+        last_action: Tensor,
+        *,
+        first_actions: Tensor | None = None,
+        first_hidden: Tensor | None = None,
     ) -> None:
+        if (first_actions is None) != (first_hidden is None):
+            raise ValueError("first_actions and first_hidden go together")
         self.agent = agent
         self.encoder = encoder
         self.hidden = hidden
         self.last_action = last_action
+        self.first_actions = first_actions
+        self.first_hidden = first_hidden
         self.calls = 0
 
     def __call__(self, obs: Tensor, avail: Tensor) -> Tensor:
         """obs ``[B', N, O]``, avail ``[B', N, A]`` bool -> greedy actions ``[B', N]`` int64."""
-        inputs = agent_inputs(obs, self.last_action)
-        q, self.hidden = self.agent(inputs, self.hidden, self.encoder)
-        # A predicted mask with nothing available would make argmax meaningless: allow all.
-        avail = avail | ~avail.any(dim=-1, keepdim=True)
-        actions = masked_greedy(q, avail)
+        if self.calls == 0 and self.first_actions is not None and self.first_hidden is not None:
+            actions, self.hidden = self.first_actions, self.first_hidden
+        else:
+            inputs = agent_inputs(obs, self.last_action)
+            q, self.hidden = self.agent(inputs, self.hidden, self.encoder)
+            # A predicted mask with nothing available would make argmax meaningless: allow all.
+            avail = avail | ~avail.any(dim=-1, keepdim=True)
+            actions = masked_greedy(q, avail)
         self.last_action = F.one_hot(actions, self.agent.n_actions).to(obs.dtype)
         self.calls += 1
         return actions
@@ -84,46 +106,52 @@ class GreedyImaginationPolicy:
 
 def imagined_features(
     world_model: Any,
-    posterior: Any,
+    start: Any,
     agent: SALEAgent,
     encoder: Encoder | None,
     hidden_before: Tensor,
     last_action: Tensor,
     horizon: int,
+    *,
+    first_actions: Tensor | None = None,
+    first_hidden: Tensor | None = None,
 ) -> Tensor:
-    """Imagine ``H`` steps from every real step, without gradient.
+    """Imagine ``H`` steps from ``B'`` start states at once, without gradient.
 
     Args:
         world_model: an ``mmsa_worldmodel.WorldModel``.
-        posterior: its ``ModelState`` from ``observe(batch)``, leaves ``[T+1, B, ...]``.
+        start: its ``ModelState`` with leaves ``[B', ...]`` (e.g. real-step posteriors).
         agent: the current (online) agent network; encoder: the copy it acts with (the TD7
             fixed copy; None without SALE).
-        hidden_before: agents' GRU state before reading ``x_t``, ``[T+1, B, N, H]``.
-        last_action: ``a_{t-1}`` one-hot (zeros at t=0), ``[T+1, B, N, A]``.
+        hidden_before: agents' GRU state before reading ``x_t``, ``[B', N, H]``.
+        last_action: ``a_{t-1}`` one-hot (zeros at t=0), ``[B', N, A]``.
         horizon: ``H`` imagined steps.
+        first_actions, first_hidden: optional step-0 shortcut (module docstring), ``[B', N]``
+            greedy actions on the real ``o_t`` and ``[B', N, H]`` hidden state after ``x_t``.
 
-    Returns: imagined features ``[H+1, T+1, B, D]`` (row 0 is the posterior state itself).
+    Returns: imagined features ``[H+1, B', D]`` (row 0 is the start state itself).
     """
     if horizon < 1:
         raise ValueError(f"horizon={horizon} must be >= 1")
-    if hidden_before.shape[:-1] != last_action.shape[:-1] or hidden_before.dim() != 4:
+    size = start[0].shape[0]
+    if hidden_before.dim() != 3 or hidden_before.shape[:-1] != last_action.shape[:-1]:
         raise ValueError(
             f"hidden_before {tuple(hidden_before.shape)} and last_action "
-            f"{tuple(last_action.shape)} must be [T+1, B, N, H] and [T+1, B, N, A]"
+            f"{tuple(last_action.shape)} must be [B', N, H] and [B', N, A]"
         )
-    lead = hidden_before.shape[:2]
-    starts = lead[0] * lead[1]
+    if hidden_before.shape[0] != size:
+        raise ValueError(f"hidden_before has {hidden_before.shape[0]} rows, start has {size}")
     with torch.no_grad():
-        start = type(posterior)(*(leaf.reshape(starts, *leaf.shape[2:]) for leaf in posterior))
         policy = GreedyImaginationPolicy(
             agent,
             encoder,
-            hidden_before.reshape(starts, *hidden_before.shape[2:]),
-            last_action.reshape(starts, *last_action.shape[2:]),
+            hidden_before,
+            last_action,
+            first_actions=first_actions,
+            first_hidden=first_hidden,
         )
-        imagined = world_model.imagine(start, policy, horizon)
-    features: Tensor = imagined.features
-    return features.reshape(horizon + 1, *lead, features.shape[-1])
+        features: Tensor = world_model.imagine(start, policy, horizon).features
+    return features
 
 
 def rollout_codes(
@@ -136,9 +164,20 @@ def rollout_codes(
     horizon: int,
     rollout_encoder: RolloutEncoder,
 ) -> Tensor:
-    """Rollout code at every real step, ``c [T+1, B, C]``: ``imagined_features`` (same
-    arguments) summarised by ``rollout_encoder`` (the only part that carries gradient)."""
+    """Rollout code at every real step, ``c [T+1, B, C]``, from the posterior ``[T+1, B, ...]``,
+    ``hidden_before [T+1, B, N, H]`` and ``last_action [T+1, B, N, A]``: ``imagined_features`` over
+    every ``(t, b)`` summarised by ``rollout_encoder`` (the only part that carries gradient)."""
+    if hidden_before.dim() != 4:
+        raise ValueError(f"hidden_before {tuple(hidden_before.shape)} must be [T+1, B, N, H]")
+    lead = hidden_before.shape[:2]
+    start = type(posterior)(*(leaf.flatten(0, 1) for leaf in posterior))
     features = imagined_features(
-        world_model, posterior, agent, encoder, hidden_before, last_action, horizon
+        world_model,
+        start,
+        agent,
+        encoder,
+        hidden_before.flatten(0, 1),
+        last_action.flatten(0, 1),
+        horizon,
     )
-    return rollout_encoder(features)
+    return rollout_encoder(features.unflatten(1, lead))

@@ -1,0 +1,125 @@
+"""`MMSAConfig`: every hyper-parameter of the discrete MMSA learner, and its ablations.
+
+It extends `QLearnerConfig` so that MMSA and the QMIX/VDN baselines share one home for what they
+share (gamma, learning rate, target-update interval, epsilon schedule, agent and mixer widths):
+a comparison at "the same settings" is then the same config object apart from MMSA's own fields.
+World-model sizes, the KL balance alpha, the imagination horizon H and the per-term world-model
+loss scales live in the nested `WorldModelConfig` (their one home); `b_kl`, `b_rec` and `b_sale`
+weigh the groups of DESIGN.md 4.5 on top of them.
+
+Ablations (DESIGN.md 4.6) are one field, `ablation`, so each variant is the same learner:
+
+- `none`     the full method;
+- `no_wm`    no world model and no rollout code: the mixer sees `s_t` only;
+- `no_sale`  the agent head reads the raw recurrent state (`Q = Linear(h)`, no encoders, no
+             agent SALE loss) and the world model embeds `(s, a)` without SALE;
+- `no_klb`   plain KL in the world model: alpha = 0.5, the KL term scaled by 2 so its gradient is
+             exactly that of `KL(q || p)` (balanced KL at 0.5 halves both sides' gradients);
+- `no_gs`    the mixer is conditioned on the rollout code `c_t` without the true state `s_t`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from mmsa_worldmodel import WorldModelConfig
+
+from .q_learner import QLearnerConfig
+
+__all__ = ["ABLATIONS", "MMSAConfig"]
+
+ABLATIONS = ("none", "no_wm", "no_sale", "no_klb", "no_gs")
+"""Allowed values of `MMSAConfig.ablation` (DESIGN.md 4.6)."""
+
+
+@dataclass(frozen=True)
+class MMSAConfig(QLearnerConfig):
+    """`QLearnerConfig` (shared with QMIX/VDN) plus SALE, the world model and the unified loss."""
+
+    ablation: str = "none"
+    """Which part to remove: one of none, no_wm, no_sale, no_klb, no_gs (DESIGN.md 4.6)."""
+    zs_dim: int = 64
+    """Size `Z` of the agent embeddings `z^o`, `z^oa` (DESIGN.md 4.7: 64-256; TD7: 256)."""
+    sale_hidden: int = 128
+    """Hidden width of the agent SALE encoders `f`, `g` (TD7: 256)."""
+    phi_dim: int = 64
+    """Size of `phi^oa = AvgL1Norm(Linear([h, onehot(a)]))`."""
+    head_hidden: int = 64
+    """Width of the two hidden ELU layers of the Q head over `[z^o, z^oa, phi^oa]` (TD7 critic)."""
+    encoder_lr: float = 3e-4
+    """Adam learning rate of the online agent encoder (TD7: 3e-4)."""
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    """World-model sizes, alpha (`kl_balance`, 0.8), horizon H (3) and per-term loss scales."""
+    world_model_lr: float = 3e-4
+    """Adam learning rate of the world model."""
+    world_model_grad_clip: float = 100.0
+    """Gradient-norm clip of the world-model and encoder parameters, each group on its own
+    (DreamerV2: 100), so their larger gradients never shrink the TD step, whose parameters keep
+    `grad_norm_clip` (10)."""
+    code_dim: int = 32
+    """Size `C` of the rollout code `c_t` (the rollout GRU's state)."""
+    b_kl: float = 1.0
+    """Weight of the KL group: VAE-2's balanced transition KL and VAE-1's KL (DESIGN.md 4.5)."""
+    b_rec: float = 1.0
+    """Weight of the reconstruction group: VAE-1's reconstruction and the decoder heads (state,
+    observations, available actions, reward, continue flag) (DESIGN.md 4.5)."""
+    b_sale: float = 1.0
+    """Weight of the SALE group: agent SALE loss plus world-model SALE loss (DESIGN.md 4.5)."""
+    first_action_from_data: bool = True
+    """Imagination's first action from each real step is the agents' greedy action on the real
+    `o_t` (which the posterior `m_t` encodes, and which the double-Q target computes anyway)
+    instead of on the decoded `o^_t`; later steps act on decoded observations. Saves one
+    all-actions agent pass per update. False: every imagined step acts on decoded observations."""
+    diagnostics_every: int = 200
+    """Every this many updates, log world-model diagnostics (k-step open-loop error, KL per step,
+    posterior collapse) computed on the update's batch before its step; 0 turns them off."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.ablation not in ABLATIONS:
+            raise ValueError(
+                f"MMSAConfig.ablation={self.ablation!r} is not allowed; use one of "
+                f"{', '.join(ABLATIONS)}"
+            )
+        if not (self.obs_last_action and self.obs_agent_id):
+            raise ValueError(
+                "MMSAConfig.obs_last_action and obs_agent_id must be True: the SALE agent's input "
+                "is x = [o, onehot(a_prev), onehot(i)] (DESIGN.md 4.1)"
+            )
+        for name in ("zs_dim", "sale_hidden", "phi_dim", "head_hidden", "code_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"MMSAConfig.{name}={value!r} must be a positive int")
+        for name in ("encoder_lr", "world_model_lr", "world_model_grad_clip"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"MMSAConfig.{name}={value!r} must be a positive number")
+        for name in ("b_kl", "b_rec", "b_sale"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"MMSAConfig.{name}={value!r} must be a number >= 0")
+        if isinstance(self.diagnostics_every, bool) or self.diagnostics_every < 0:
+            raise ValueError(
+                f"MMSAConfig.diagnostics_every={self.diagnostics_every!r} must be an int >= 0"
+            )
+        if not isinstance(self.world_model, WorldModelConfig):
+            raise TypeError(
+                f"MMSAConfig.world_model must be a WorldModelConfig, got {self.world_model!r}"
+            )
+
+    # Derived switches: read by the learner, never stored (configs are not mutated).
+    @property
+    def use_sale(self) -> bool:
+        """SALE agent head and SALE world-model embedding (off in `no_sale`)."""
+        return self.ablation != "no_sale"
+
+    @property
+    def use_world_model(self) -> bool:
+        """World model, imagination and rollout code (off in `no_wm`)."""
+        return self.ablation != "no_wm"
+
+    @property
+    def use_global_state(self) -> bool:
+        """Mixer conditioned on `s_t` (off in `no_gs`)."""
+        return self.ablation != "no_gs"

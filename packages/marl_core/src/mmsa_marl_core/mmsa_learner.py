@@ -1,0 +1,464 @@
+"""`MMSALearner`: discrete-action MMSA — SALE agents, world-model rollout codes, QMIX, one loss.
+
+`update(batch)` reads top to bottom (DESIGN.md 4.1-4.5):
+1. agents: unroll the shared GRU over all `T+1` rows; `Q_i` of every action in one pass from the
+   TD7 *fixed* encoder copy (`SALEAgent.q_values`);
+2. world model: its unreduced named losses on the batch, and the posterior states (no gradient);
+3. imagination: `H` steps from every posterior state at once, the current agents acting greedily
+   on decoded observations and availabilities; the rollout GRU turns each imagined sequence into
+   `c_t` (online and target copies read the same imagined features);
+4. TD: `Q_tot = QMIX(Q_i ; [s_t, c_t])`; double-Q target `r + gamma (1 - term) Q_tot^-(t+1)`
+   with target agent (fixed-target encoder), target mixer and target rollout GRU; truncation
+   bootstraps;
+5. the one loss `L = L_TD + b_kl L_KL + b_rec L_rec + b_sale (L_SALE^agent + L_SALE^world)`, one
+   backward pass, per-group gradient-norm clip, one Adam step; every term in the metrics;
+6. every `target_update_interval` applied updates: hard copy online -> target, and TD7's
+   `online -> fixed -> fixed_target` encoder chain.
+
+Ablations are switches of this one learner (`MMSAConfig.ablation`, see `mmsa_config`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import replace
+from typing import Any, cast
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmsa_envs import EnvSpec
+from mmsa_sale import Encoder, FixedEncoders, encoder_loss
+from mmsa_worldmodel import (
+    EpisodeBatch,
+    WorldModel,
+    kl_per_step,
+    open_loop_error,
+    posterior_collapse,
+)
+
+from .agent import LinearSchedule, epsilon_greedy, greedy, onehot_last_actions
+from .batch import Batch
+from .learner import register_algo
+from .mixers import QMIX
+from .mmsa_config import MMSAConfig
+from .optim import RunningMeanStd, make_optimizer
+from .rollout import RolloutEncoder, imagined_features
+from .sale_agent import SALEAgent, agent_inputs
+from .td import gather_actions, masked_argmax, masked_mean, td_targets
+
+__all__ = ["MMSALearner", "KL_TERMS", "REC_TERMS"]
+
+KL_TERMS = ("kl", "vae1_kl")
+"""World-model losses in the `b_kl` group."""
+REC_TERMS = ("state", "obs", "avail", "reward", "continue", "vae1_rec")
+"""World-model losses in the `b_rec` group ("sale" is in the `b_sale` group)."""
+
+
+class MMSALearner:
+    """The discrete MMSA learner; implements `mmsa_marl_core.Learner`."""
+
+    def __init__(self, spec: EnvSpec, config: MMSAConfig, device: torch.device | str) -> None:
+        if not spec.discrete:
+            raise ValueError(
+                f"MMSALearner needs discrete actions; env {spec.id!r} is {spec.action_kind} "
+                "(use the continuous 'mmsa' learner for MaMuJoCo)"
+            )
+        self.spec, self.config, self.device = spec, config, torch.device(device)
+        cfg = config
+        n, a = spec.n_agents, spec.n_actions
+        input_dim = spec.obs_dim + a + n
+        # ---------------------------------------------------------------- online networks
+        self.agent = SALEAgent(
+            input_dim=input_dim,
+            n_actions=a,
+            hidden_dim=cfg.agent_hidden,
+            zs_dim=cfg.zs_dim,
+            phi_dim=cfg.phi_dim,
+            head_hidden=cfg.head_hidden,
+            use_sale=cfg.use_sale,
+        )
+        self.encoders: FixedEncoders | None = None
+        if cfg.use_sale:
+            self.encoders = FixedEncoders(
+                Encoder(input_dim, a, zs_dim=cfg.zs_dim, hidden=cfg.sale_hidden)
+            )
+        self.world_model: WorldModel | None = None
+        self.rollout_encoder: RolloutEncoder | None = None
+        if cfg.use_world_model:
+            self.world_model = WorldModel(
+                n_agents=n,
+                obs_dim=spec.obs_dim,
+                state_dim=spec.state_dim,
+                n_actions=a,
+                action_kind="discrete",
+                config=self.world_model_config,
+            )
+            self.rollout_encoder = RolloutEncoder(self.world_model.feature_dim, cfg.code_dim)
+        self.mixer = QMIX(
+            n,
+            spec.state_dim if cfg.use_global_state else 0,
+            cfg.mixer_embed_dim,
+            cfg.hypernet_hidden,
+            extra_cond_dim=cfg.code_dim if cfg.use_world_model else 0,
+        )
+        self.online = nn.ModuleDict(
+            {
+                name: module
+                for name, module in (
+                    ("agent", self.agent),
+                    ("encoders", self.encoders),
+                    ("world_model", self.world_model),
+                    ("rollout_encoder", self.rollout_encoder),
+                    ("mixer", self.mixer),
+                )
+                if module is not None
+            }
+        ).to(self.device)
+        # ---------------------------------------------------------------- target networks
+        # Everything the TD target reads; the encoders keep their own TD7 chain.
+        self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
+        self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.target_rollout_encoder = copy.deepcopy(self.rollout_encoder)
+        self.target = nn.ModuleDict(
+            {
+                name: module
+                for name, module in (
+                    ("agent", self.target_agent),
+                    ("rollout_encoder", self.target_rollout_encoder),
+                    ("mixer", self.target_mixer),
+                )
+                if module is not None
+            }
+        ).requires_grad_(False)
+        # ---------------------------------------------------------------- one optimiser
+        td_params = [*self.agent.parameters(), *self.mixer.parameters()]
+        if self.rollout_encoder is not None:
+            td_params += list(self.rollout_encoder.parameters())
+        groups: dict[str, tuple[list[nn.Parameter], float, float]] = {
+            "td": (td_params, cfg.lr, cfg.grad_norm_clip)
+        }
+        if self.encoders is not None:
+            groups["encoder"] = (
+                list(self.encoders.online.parameters()),
+                cfg.encoder_lr,
+                cfg.world_model_grad_clip,
+            )
+        if self.world_model is not None:
+            groups["world_model"] = (
+                list(self.world_model.parameters()),
+                cfg.world_model_lr,
+                cfg.world_model_grad_clip,
+            )
+        self._groups = {name: (params, clip) for name, (params, _, clip) in groups.items()}
+        self.optimizer = make_optimizer(
+            [{"params": params, "lr": lr} for params, lr, _ in groups.values()],  # type: ignore[misc]
+            cfg.optimizer,
+            cfg.lr,
+            adam_eps=cfg.adam_eps,
+            rmsprop_alpha=cfg.rmsprop_alpha,
+            rmsprop_eps=cfg.rmsprop_eps,
+        )
+        self.epsilon = LinearSchedule(
+            cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_steps
+        )
+        self.reward_stats = RunningMeanStd()
+        self.updates = 0
+        self.nonfinite_updates = 0
+
+    @property
+    def world_model_config(self) -> Any:
+        """The world-model config with the ablation applied (no_sale, no_klb)."""
+        wm = self.config.world_model
+        if self.config.ablation == "no_sale":
+            wm = replace(wm, use_sale=False)
+        if self.config.ablation == "no_klb":
+            wm = replace(wm, kl_balance=0.5)
+        return wm
+
+    # ================================================================== acting
+    def initial_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        """Zero GRU state `[B, N, H]` and no previous action `[B, N, A]`."""
+        n, a = self.spec.n_agents, self.spec.n_actions
+        hidden = self.agent.initial_hidden((batch_size, n), self.device)
+        return hidden, torch.zeros(batch_size, n, a, device=self.device)
+
+    def act(
+        self,
+        obs: np.ndarray,
+        avail_actions: np.ndarray,
+        state: tuple[Tensor, Tensor],
+        *,
+        env_steps: int,
+        explore: bool,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, tuple[Tensor, Tensor]]:
+        """Epsilon-greedy (explore) or greedy actions `[B, N]` over available actions; the agents
+        read `z^o, z^oa` from the fixed encoder copy, as in the TD loss (TD7)."""
+        hidden, last_action = state
+        with torch.no_grad():
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+            q, hidden = self.agent(agent_inputs(obs_t, last_action), hidden, self._fixed)
+            q_np = q.cpu().numpy()
+        if explore:
+            actions = epsilon_greedy(q_np, avail_actions, self.epsilon(env_steps), rng)
+        else:
+            actions = greedy(q_np, avail_actions)
+        last = F.one_hot(torch.as_tensor(actions, device=self.device), self.spec.n_actions)
+        return actions, (hidden, last.float())
+
+    def exploration_rate(self, env_steps: int) -> float:
+        return self.epsilon(env_steps)
+
+    @property
+    def _fixed(self) -> Encoder | None:
+        return None if self.encoders is None else self.encoders.fixed
+
+    # ================================================================== learning
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One update of every part on a batch of episodes (see the module docstring)."""
+        cfg, metrics = self.config, {}
+        reward, mask, terminated = batch.reward, batch.mask, batch.terminated
+        if cfg.standardise_rewards:
+            self.reward_stats.update(reward[mask > 0])
+            reward = self.reward_stats.normalise(reward)
+        if cfg.diagnostics_every and self.world_model is not None:
+            if (self.updates + 1) % cfg.diagnostics_every == 0:
+                metrics.update(self.diagnostics(batch))
+
+        # --- 1. agents (DESIGN 4.1): the GRU over every row; the SALE head reads the fixed
+        # encoder copy (TD7). Rows without a real observation (padding) are skipped.
+        n_agents, n_actions = self.spec.n_agents, self.spec.n_actions
+        last_action = onehot_last_actions(batch.action, n_actions)  # [T+1, B, N, A]
+        x = agent_inputs(batch.obs, last_action)  # [T+1, B, N, O+A+N]
+        hidden = self.agent.unroll(x)  # [T+1, B, N, H], after reading x_t
+        real = mask > 0  # [T, B] real transitions
+        rows = torch.cat([real[:1], real])  # [T+1, B] rows holding a real observation
+        # Q_i(o_t, a_t) with gradient: only the taken action of real transitions.
+        q_taken = x.new_zeros(*real.shape, n_agents)  # [T, B, N]
+        q_taken[real] = _q_of(
+            self.agent, x[:-1][real], hidden[:-1][real], batch.action[real], self._fixed
+        )
+        # Greedy actions on every real row, all actions in one pass, no gradient: they serve
+        # the double-Q target at t+1 and the imagination's first step.
+        with torch.no_grad():
+            greedy = torch.zeros(*rows.shape, n_agents, dtype=torch.int64, device=x.device)
+            q_rows = self.agent.q_values(x[rows], hidden[rows], self._fixed)  # [M, N, A]
+            greedy[rows] = masked_argmax(q_rows, batch.avail_actions[rows])
+
+        # --- 2-3. world model losses; imagination from every real posterior state in one call;
+        # the rollout GRU turns each imagined sequence into c_t (online and target copies)
+        terms: dict[str, Tensor] = {}
+        code = target_code = None
+        if self.world_model is not None and self.rollout_encoder is not None:
+            wm = self.world_model
+            wm_losses, wm_metrics = wm.losses(_episodes(batch))
+            metrics.update({f"wm_{k}": v for k, v in wm_metrics.items()})
+            count = real.sum().clamp(min=1)
+            scales = wm.config.loss_scales()
+            for name, value in wm_losses.items():
+                terms[f"wm_{name}"] = scales[name] * value.sum() / count
+            with torch.no_grad():
+                posterior, _ = wm.observe(_episodes(batch))
+            hidden_before = torch.cat([torch.zeros_like(hidden[:1]), hidden[:-1]])
+            shortcut = cfg.first_action_from_data
+            features = imagined_features(
+                wm,
+                type(posterior)(*(leaf[rows] for leaf in posterior)),
+                self.agent,
+                self._fixed,
+                hidden_before[rows].detach(),
+                last_action[rows],
+                wm.config.horizon,
+                first_actions=greedy[rows] if shortcut else None,
+                first_hidden=hidden[rows].detach() if shortcut else None,
+            )  # [H+1, M, D]
+            assert self.target_rollout_encoder is not None
+            code = x.new_zeros(*rows.shape, cfg.code_dim)  # [T+1, B, C]
+            code[rows] = self.rollout_encoder(features)
+            with torch.no_grad():
+                target_code = torch.zeros_like(code)
+                target_code[rows] = self.target_rollout_encoder(features)
+
+        # --- 4. double-Q TD target: target agent (fixed-target encoder), target mixer
+        state = batch.state if cfg.use_global_state else batch.state[..., :0]
+        with torch.no_grad():
+            target_fixed = None if self.encoders is None else self.encoders.fixed_target
+            target_hidden = self.target_agent.unroll(x)[1:][real]  # rows t+1 of real steps
+            target_q = torch.zeros_like(q_taken)  # [T, B, N]
+            if cfg.double_q:
+                target_q[real] = _q_of(
+                    self.target_agent, x[1:][real], target_hidden, greedy[1:][real], target_fixed
+                )
+            else:
+                q_next = self.target_agent.q_values(x[1:][real], target_hidden, target_fixed)
+                next_avail = batch.avail_actions[1:][real]
+                target_q[real] = q_next.masked_fill(~next_avail, float("-inf")).amax(dim=-1)
+            next_extra = None if target_code is None else target_code[1:]
+            next_q_tot = self.target_mixer(target_q, state[1:], next_extra)
+            targets = td_targets(reward, terminated, next_q_tot, cfg.gamma)
+        q_tot = self.mixer(q_taken, state[:-1], None if code is None else code[:-1])
+        td_error = q_tot - targets
+        td_loss = masked_mean(td_error**2, mask)
+
+        # --- 5. agent SALE loss (TD7: ||g(f(x_t), a_t) - sg(f(x_{t+1}))||^2 on real steps)
+        if self.encoders is not None:
+            terms["sale_agent"] = encoder_loss(
+                self.encoders.online, x[:-1][real], last_action[1:][real], x[1:][real]
+            )
+
+        # --- the one loss: L_TD + b_kl L_KL + b_rec L_rec + b_sale L_SALE
+        kl_mult = 2.0 if cfg.ablation == "no_klb" else 1.0  # balanced KL at 0.5 == plain KL / 2
+        groups = {
+            "kl_loss": sum(
+                (
+                    terms[f"wm_{k}"] * (kl_mult if k == "kl" else 1.0)
+                    for k in KL_TERMS
+                    if f"wm_{k}" in terms
+                ),
+                torch.zeros((), device=self.device),
+            ),
+            "rec_loss": sum(
+                (terms[f"wm_{k}"] for k in REC_TERMS if f"wm_{k}" in terms),
+                torch.zeros((), device=self.device),
+            ),
+            "sale_loss": sum(
+                (terms[k] for k in ("sale_agent", "wm_sale") if k in terms),
+                torch.zeros((), device=self.device),
+            ),
+        }
+        loss = (
+            td_loss
+            + cfg.b_kl * groups["kl_loss"]
+            + cfg.b_rec * groups["rec_loss"]
+            + cfg.b_sale * groups["sale_loss"]
+        )
+        applied, norms = self._step(loss)
+
+        # --- 6. targets and the TD7 encoder chain
+        if applied:
+            self.updates += 1
+            if self.updates % cfg.target_update_interval == 0:
+                self.update_targets()
+        else:
+            self.nonfinite_updates += 1
+
+        with torch.no_grad():
+            n_real = mask.sum().clamp(min=1.0)
+            scalars = {
+                "loss": loss,
+                "td_loss": td_loss,
+                **groups,
+                **{f"loss_{k}": v for k, v in terms.items()},
+            }
+            metrics.update({k: float(v) for k, v in scalars.items()})
+            metrics.update(
+                td_error_abs=float((td_error.abs() * mask).sum() / n_real),
+                q_taken_mean=float((q_tot * mask).sum() / n_real),
+                target_mean=float((targets * mask).sum() / n_real),
+                skipped=0.0 if applied else 1.0,
+                **{f"grad_norm_{k}": v for k, v in norms.items()},
+            )
+            if code is not None:
+                metrics["rollout_code_abs"] = float(code.abs().mean())
+        return metrics
+
+    def _step(self, loss: Tensor) -> tuple[bool, dict[str, float]]:
+        """One backward pass, a gradient-norm clip per parameter group, one optimiser step —
+        skipped (gradients cleared) when the loss or a gradient norm is NaN/inf."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if not bool(torch.isfinite(loss.detach())):
+            return False, {}
+        loss.backward()
+        norms = {
+            name: float(torch.nn.utils.clip_grad_norm_(params, clip))
+            for name, (params, clip) in self._groups.items()
+        }
+        if not all(math.isfinite(v) for v in norms.values()):
+            self.optimizer.zero_grad(set_to_none=True)
+            return False, norms
+        self.optimizer.step()
+        return True, norms
+
+    def update_targets(self) -> None:
+        """Hard copy online -> target (QMIX) and TD7's encoder chain online -> fixed -> target."""
+        for name, module in self.target.items():
+            module.load_state_dict(self.online[name].state_dict())
+        if self.encoders is not None:
+            self.encoders.sync()
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """World-model diagnostics on `batch`: k-step open-loop errors (and copy-last
+        baselines), mean KL per step, fraction of collapsed latent dimensions."""
+        if self.world_model is None:
+            return {}
+        wm = self.world_model
+        out: dict[str, float] = {}
+        errors = open_loop_error(wm, _episodes(batch), wm.config.horizon)
+        for name, values in errors.items():
+            for k, value in enumerate(values, start=1):
+                out[f"diag_{name}_err_k{k}"] = value
+        kl = [v for v in kl_per_step(wm, _episodes(batch)) if math.isfinite(v)]
+        out["diag_kl_per_step_mean"] = float(np.mean(kl)) if kl else math.nan
+        for name, value in posterior_collapse(wm, _episodes(batch)).items():
+            out[f"diag_collapse_{name}"] = value
+        return out
+
+    # ================================================================== resume
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "online": self.online.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "reward_stats": self.reward_stats.state_dict(),
+            "updates": self.updates,
+            "nonfinite_updates": self.nonfinite_updates,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        missing = [k for k in ("online", "target", "optimizer", "updates") if k not in state_dict]
+        if missing:
+            raise ValueError(f"MMSALearner checkpoint lacks {missing}")
+        try:
+            self.online.load_state_dict(state_dict["online"])
+            self.target.load_state_dict(state_dict["target"])
+            # deepcopy: Optimizer.load_state_dict keeps references to the given tensors.
+            self.optimizer.load_state_dict(copy.deepcopy(state_dict["optimizer"]))
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise ValueError(
+                f"MMSALearner checkpoint does not match this learner "
+                f"(ablation={self.config.ablation!r}): {err}"
+            ) from err
+        self.reward_stats.load_state_dict(state_dict["reward_stats"])
+        self.updates = int(state_dict["updates"])
+        self.nonfinite_updates = int(state_dict["nonfinite_updates"])
+
+    @classmethod
+    def build(cls, spec: EnvSpec, config: MMSAConfig, device: torch.device) -> MMSALearner:
+        """Registry factory."""
+        if not isinstance(config, MMSAConfig):
+            raise TypeError(f"MMSALearner needs an MMSAConfig, got {type(config).__name__}")
+        return cls(spec, config, device)
+
+
+def _q_of(
+    agent: SALEAgent, x: Tensor, hidden: Tensor, action: Tensor, encoder: Encoder | None
+) -> Tensor:
+    """``Q_i`` of one given action per agent: x ``[M, N, In]``, hidden ``[M, N, H]``, action
+    ``[M, N]`` int64 -> ``[M, N]``. The SALE head evaluates only that action (not all A)."""
+    if not agent.use_sale:
+        return gather_actions(agent.q_values(x, hidden, None), action)
+    onehot = F.one_hot(action, agent.n_actions).to(x.dtype).unsqueeze(-2)  # [M, N, 1, A]
+    return agent.action_values(x, hidden, onehot, encoder).squeeze(-1)
+
+
+def _episodes(batch: Batch) -> EpisodeBatch:
+    """`Batch` satisfies `EpisodeBatch` at run time; mypy reads the protocol's plain attributes
+    as settable while `Batch` is frozen, hence the cast."""
+    return cast(EpisodeBatch, batch)
+
+
+register_algo("mmsa", MMSALearner.build, MMSAConfig)

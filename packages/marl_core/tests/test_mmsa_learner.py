@@ -1,0 +1,358 @@
+"""MMSALearner: the unified loss, its terms, the ablation switches, targets, resume, registry."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from mmsa_marl_core import (
+    Batch,
+    EpisodeBuffer,
+    Learner,
+    config_from_dict,
+    get_algo,
+    read_metrics,
+    train,
+)
+from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint
+from mmsa_marl_core.mmsa_config import ABLATIONS, MMSAConfig
+from mmsa_marl_core.mmsa_learner import MMSALearner
+from mmsa_worldmodel import WorldModelConfig
+
+# Small, mutually distinct sizes (dummy env: N=3, O=7, S=11, A=6).
+SMALL_WM = WorldModelConfig(
+    deter_dim=12,
+    stoch_per_agent=2,
+    hidden=14,
+    embed_dim=10,
+    vae1_latent_dim=5,
+    sale_zs_dim=8,
+    sale_hidden=13,
+    phi_dim=9,
+    horizon=2,
+)
+SMALL = MMSAConfig(
+    agent_hidden=16,
+    mixer_embed_dim=5,
+    hypernet_hidden=9,
+    zs_dim=8,
+    sale_hidden=13,
+    phi_dim=10,
+    head_hidden=15,
+    code_dim=4,
+    world_model=SMALL_WM,
+    lr=3e-3,
+    encoder_lr=1e-3,
+    world_model_lr=3e-3,
+    diagnostics_every=0,
+)
+
+
+def _learner(spec, seed: int = 0, **overrides) -> MMSALearner:
+    torch.manual_seed(seed)
+    return MMSALearner(spec, dataclasses.replace(SMALL, **overrides), "cpu")
+
+
+def _batch(spec, random_episodes, n: int = 4, seed: int = 0) -> Batch:
+    buffer = EpisodeBuffer(spec, capacity=n, max_len=spec.episode_limit)
+    buffer.add_episodes(**random_episodes(n, seed=seed))
+    return buffer.get(np.arange(n))
+
+
+def _param_names(learner: MMSALearner) -> set[str]:
+    return {name for name, _ in learner.online.named_parameters()}
+
+
+def test_is_a_registered_learner_with_every_loss_term(dummy_spec, random_episodes):
+    entry = get_algo("mmsa")
+    assert entry.config_cls is MMSAConfig
+    torch.manual_seed(0)
+    learner = entry.factory(dummy_spec, SMALL, torch.device("cpu"))
+    assert isinstance(learner, Learner) and isinstance(learner, MMSALearner)
+    metrics = learner.update(_batch(dummy_spec, random_episodes))
+    expected = {
+        "loss",
+        "td_loss",
+        "kl_loss",
+        "rec_loss",
+        "sale_loss",
+        "loss_sale_agent",
+        "loss_wm_sale",
+        "loss_wm_kl",
+        "loss_wm_vae1_kl",
+        "loss_wm_vae1_rec",
+        "loss_wm_state",
+        "loss_wm_obs",
+        "loss_wm_avail",
+        "loss_wm_reward",
+        "loss_wm_continue",
+        "grad_norm_td",
+        "grad_norm_encoder",
+        "grad_norm_world_model",
+        "skipped",
+    }
+    assert expected <= set(metrics), expected - set(metrics)
+    assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
+    # The total is exactly the one loss of DESIGN.md 4.5 with b_* = 1.
+    total = metrics["td_loss"] + metrics["kl_loss"] + metrics["rec_loss"] + metrics["sale_loss"]
+    assert metrics["loss"] == pytest.approx(total, rel=1e-5)
+    assert metrics["sale_loss"] == pytest.approx(
+        metrics["loss_sale_agent"] + metrics["loss_wm_sale"], rel=1e-5
+    )
+    assert learner.updates == 1 and metrics["skipped"] == 0.0
+
+
+def test_shapes_of_the_parts(dummy_spec, random_episodes):
+    learner = _learner(dummy_spec)
+    spec = dummy_spec
+    state = learner.initial_state(5)
+    assert state[0].shape == (5, spec.n_agents, SMALL.agent_hidden)
+    assert state[1].shape == (5, spec.n_agents, spec.n_actions)
+    obs = np.random.default_rng(0).standard_normal((5, spec.n_agents, spec.obs_dim))
+    avail = np.ones((5, spec.n_agents, spec.n_actions), bool)
+    avail[:, :, 2] = False
+    rng = np.random.default_rng(1)
+    actions, (hidden, last) = learner.act(
+        obs.astype(np.float32), avail, state, env_steps=0, explore=True, rng=rng
+    )
+    assert actions.shape == (5, spec.n_agents) and actions.dtype == np.int64
+    assert not (actions == 2).any()
+    assert np.array_equal(last.argmax(-1).numpy(), actions)
+    assert learner.rollout_encoder is not None and learner.world_model is not None
+    assert learner.mixer.state_dim == spec.state_dim
+    assert learner.mixer.extra_cond_dim == SMALL.code_dim
+
+
+def test_the_whole_loss_falls_on_a_fixed_batch(dummy_spec, random_episodes):
+    learner = _learner(dummy_spec, target_update_interval=10_000)
+    batch = _batch(dummy_spec, random_episodes, n=4, seed=1)
+    first = learner.update(batch)
+    for _ in range(50):
+        last = learner.update(batch)
+    assert last["loss"] < 0.5 * first["loss"]
+    for key in ("td_loss", "rec_loss", "loss_sale_agent"):
+        assert last[key] < first[key], key
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS[1:])
+def test_each_ablation_removes_its_part(dummy_spec, random_episodes, ablation):
+    full = _learner(dummy_spec)
+    variant = _learner(dummy_spec, ablation=ablation)
+    batch = _batch(dummy_spec, random_episodes)
+    full_terms = set(full.update(batch))
+    terms = set(variant.update(batch))
+    names, full_names = _param_names(variant), _param_names(full)
+    count = sum(p.numel() for p in variant.online.parameters())
+    full_count = sum(p.numel() for p in full.online.parameters())
+    if ablation == "no_wm":
+        assert variant.world_model is None and variant.rollout_encoder is None
+        assert not any(n.startswith(("world_model.", "rollout_encoder.")) for n in names)
+        assert variant.mixer.extra_cond_dim == 0 and variant.mixer.state_dim == 11
+        assert not any(t.startswith(("loss_wm_", "wm_")) for t in terms)
+        assert "loss_sale_agent" in terms and "grad_norm_world_model" not in terms
+        assert count < full_count
+    elif ablation == "no_sale":
+        assert variant.encoders is None and variant.agent.phi is None
+        assert not any(n.startswith(("encoders.", "agent.phi")) for n in names)
+        assert not any("embedding.sale" in n or ".zs1." in n for n in names)
+        assert any(".zs1." in n for n in full_names)
+        assert "loss_sale_agent" not in terms and "loss_wm_sale" not in terms
+        assert variant.world_model is not None and not variant.world_model.config.use_sale
+        assert "loss_wm_kl" in terms and count < full_count
+    elif ablation == "no_klb":
+        assert names == full_names and terms == full_terms
+        assert variant.world_model is not None
+        assert variant.world_model.config.kl_balance == 0.5
+        assert full.world_model is not None and full.world_model.config.kl_balance == 0.8
+    elif ablation == "no_gs":
+        assert variant.mixer.state_dim == 0 and variant.mixer.extra_cond_dim == SMALL.code_dim
+        assert count < full_count and terms == full_terms
+
+
+def test_no_klb_gives_plain_kl_gradient(dummy_spec, random_episodes):
+    """Balanced KL at 0.5 times 2 has the value and gradient of plain KL(q || p)."""
+    batch = _batch(dummy_spec, random_episodes)
+    grads = {}
+    for ablation in ("none", "no_klb"):
+        learner = _learner(dummy_spec, ablation=ablation)
+        metrics = learner.update(batch)
+        grads[ablation] = metrics["kl_loss"], metrics["loss_wm_kl"]
+    # Same parameters and batch: the KL values agree; no_klb counts the KL term twice.
+    assert grads["none"][1] == pytest.approx(grads["no_klb"][1], rel=1e-4)
+    kl_none, kl_klb = grads["none"][0], grads["no_klb"][0]
+    assert kl_klb == pytest.approx(kl_none + grads["none"][1], rel=1e-4)
+
+
+def test_target_update_copies_networks_and_syncs_encoders(dummy_spec, random_episodes):
+    learner = _learner(dummy_spec, target_update_interval=3)
+    batch = _batch(dummy_spec, random_episodes)
+    assert learner.encoders is not None
+    fixed_before = copy.deepcopy(learner.encoders.fixed.state_dict())
+    for _ in range(2):
+        learner.update(batch)
+    # Before the target update: targets and fixed encoders still hold the initial weights.
+    assert not torch.equal(learner.agent.gru.weight_hh, learner.target_agent.gru.weight_hh)
+    online_before_sync = copy.deepcopy(learner.encoders.online.state_dict())
+    learner.update(batch)
+    for name, module in learner.target.items():
+        for key, value in module.state_dict().items():
+            assert torch.equal(value, learner.online[name].state_dict()[key]), (name, key)
+    fixed_target = learner.encoders.fixed_target.state_dict()
+    fixed = learner.encoders.fixed.state_dict()
+    assert all(torch.equal(fixed_target[k], fixed_before[k]) for k in fixed_before)
+    # fixed <- online as it was after the third step (the sync runs after the step)
+    online = learner.encoders.online.state_dict()
+    assert all(torch.equal(fixed[k], online[k]) for k in online)
+    assert not all(torch.equal(fixed[k], online_before_sync[k]) for k in online)
+
+
+def test_state_dict_round_trip_continues_identically(dummy_spec, random_episodes):
+    batch = _batch(dummy_spec, random_episodes)
+    a = _learner(dummy_spec, target_update_interval=2)
+    for _ in range(3):
+        a.update(batch)
+    sd = copy.deepcopy(a.state_dict())
+    b = _learner(dummy_spec, seed=7, target_update_interval=2)
+    b.load_state_dict(sd)
+    torch.manual_seed(11)
+    ma = a.update(batch)
+    torch.manual_seed(11)
+    mb = b.update(batch)
+    assert ma["loss"] == mb["loss"]
+    for (ka, va), (kb, vb) in zip(
+        a.state_dict()["online"].items(), b.state_dict()["online"].items(), strict=True
+    ):
+        assert ka == kb and torch.equal(va, vb), ka
+    # Everything is in the state dict: fixed encoders, world model, optimiser state.
+    keys = set(sd["online"])
+    assert any(k.startswith("encoders.fixed_target.") for k in keys)
+    assert any(k.startswith("world_model.") for k in keys)
+    assert len(sd["optimizer"]["param_groups"]) == 3
+    with pytest.raises(ValueError, match="ablation='no_wm'"):
+        _learner(dummy_spec, ablation="no_wm").load_state_dict(sd)
+
+
+def test_diagnostics_are_logged_every_k_updates(dummy_spec, random_episodes):
+    learner = _learner(dummy_spec, diagnostics_every=2)
+    batch = _batch(dummy_spec, random_episodes)
+    first = learner.update(batch)
+    second = learner.update(batch)
+    assert not any(k.startswith("diag_") for k in first)
+    horizon = SMALL_WM.horizon
+    for k in range(1, horizon + 1):
+        assert f"diag_state_err_k{k}" in second and f"diag_state_copy_err_k{k}" in second
+    assert second["diag_kl_per_step_mean"] >= 0.0
+    assert 0.0 <= second["diag_collapse_y"] <= 1.0
+
+
+def test_config_rejects_bad_values(dummy_spec):
+    with pytest.raises(ValueError, match="ablation='no_mixer'.*none, no_wm"):
+        MMSAConfig(ablation="no_mixer")
+    with pytest.raises(ValueError, match="b_kl"):
+        MMSAConfig(b_kl=-1.0)
+    with pytest.raises(ValueError, match="obs_agent_id"):
+        MMSAConfig(obs_agent_id=False)
+    with pytest.raises(ValueError, match="discrete"):
+        MMSALearner(dataclasses.replace(dummy_spec, action_kind="continuous"), SMALL, "cpu")
+
+
+# ---------------------------------------------------------------------- loop: exact resume
+_RUN = {
+    "env": "dummy",
+    "algo": "mmsa",
+    "steps": 210,
+    "n_envs": 3,
+    "batch_size": 6,
+    "buffer_size": 40,
+    "log_every": 60,
+    "eval_every": 150,
+    "eval_episodes": 3,
+    "checkpoint_every": 100,
+    "keep_checkpoints": 2,
+    "algo_config": {
+        **{k: v for k, v in dataclasses.asdict(SMALL).items() if k != "world_model"},
+        "world_model": dataclasses.asdict(SMALL_WM),
+        "target_update_interval": 7,
+        "epsilon_anneal_steps": 200,
+        "diagnostics_every": 5,
+    },
+}
+
+_KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys, json, torch
+    torch.set_num_threads(1)
+    from mmsa_marl_core import config_from_dict, train
+
+    class KillAt:
+        def log(self, kind, env_steps, metrics):
+            if env_steps >= 120:
+                os.kill(os.getpid(), signal.SIGKILL)
+        def close(self):
+            pass
+
+    train(config_from_dict(json.loads(sys.argv[1])), sys.argv[2], progress=False,
+          loggers=[KillAt()])
+    """
+)
+
+
+def _final_learner(run_dir) -> dict:
+    payload = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
+    return payload["learner"]
+
+
+def _flatten(tree, prefix=""):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _flatten(v, f"{prefix}{k}.")
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from _flatten(v, f"{prefix}{i}.")
+    else:
+        yield prefix, tree
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bitwise_exact(tmp_path):
+    config = config_from_dict(_RUN)
+    straight = tmp_path / "straight"
+    train(config, straight, progress=False)
+    lines = read_metrics(straight)
+    train_lines = [x for x in lines if x["kind"] == "train"]
+    assert any("diag_state_err_k1" in x for x in train_lines)
+    assert {"td_loss", "kl_loss", "rec_loss", "sale_loss"} <= set(train_lines[-1])
+
+    killed = tmp_path / "killed"
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN, json.dumps(_RUN), str(killed)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == -9, proc.stderr  # killed, not finished
+    assert json.loads((killed / "run.json").read_text())["status"] == "running"
+    train(config, killed, progress=False, resume=True)
+    a, b = dict(_flatten(_final_learner(straight))), dict(_flatten(_final_learner(killed)))
+    assert a.keys() == b.keys()
+    # Every tensor: agent, fixed encoders, world model, mixer, targets, optimiser moments.
+    assert any(k.startswith("online.encoders.fixed_target.") for k in a)
+    assert any(k.startswith("online.world_model.") for k in a)
+    for key, value in a.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, b[key]), key
+        else:
+            assert value == b[key], key
+    strip = [{k: v for k, v in x.items() if k not in ("wall_s", "steps_per_s")} for x in lines]
+    again = [
+        {k: v for k, v in x.items() if k not in ("wall_s", "steps_per_s")}
+        for x in read_metrics(killed)
+    ]
+    assert strip == again
