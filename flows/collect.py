@@ -19,6 +19,9 @@ episode-major arrays (`T` = the env's episode limit):
 
 A policy is any callable `(obs [N, O], avail_actions [N, A], rng) -> actions`; `random_policy`
 samples uniformly among the available actions (discrete) or inside the action bounds.
+`collect_from_run(run_dir, ...)` plays the policy of a trained run's checkpoint instead (greedy,
+or exploring as in training), batched over a `VectorEnv` with `mmsa_marl_core.run_episodes`, and
+returns the same arrays.
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Policy", "collect_episodes", "load_dataset", "random_policy", "save_dataset"]
+__all__ = [
+    "Policy",
+    "collect_episodes",
+    "collect_from_run",
+    "load_dataset",
+    "random_policy",
+    "save_dataset",
+]
 
 Policy = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 
@@ -127,6 +137,88 @@ def collect_episodes(
         "versions": {**dict(spec.backend_versions), **_versions("mmsa-envs", "numpy")},
     }
     data["meta"] = np.array(json.dumps(meta))
+    return data
+
+
+def collect_from_run(
+    run_dir: Path,
+    *,
+    episodes: int,
+    seed: int = 0,
+    explore: bool = False,
+    checkpoint: Path | None = None,
+    device: str = "cpu",
+    n_envs: int = 8,
+) -> dict[str, np.ndarray]:
+    """Play `episodes` episodes with the policy of a run's checkpoint (default: its latest).
+
+    `explore=False` acts greedily; `explore=True` acts as during training at the checkpoint's
+    env step (epsilon-greedy or action noise). Env episodes are seeded from `seed` (VectorEnv's
+    per-episode seeds), so choose a seed other than the run's to get unseen episodes.
+    """
+    import torch
+
+    from mmsa_envs import VectorEnv
+    from mmsa_marl_core import config_from_dict, get_algo, run_episodes
+    from mmsa_marl_core.checkpoint import latest_checkpoint, load_checkpoint
+
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes} must be >= 1")
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    config = config_from_dict(meta["config"])
+    if checkpoint is None:
+        found = latest_checkpoint(run_dir / "checkpoints")
+        if found is None:
+            raise FileNotFoundError(f"{run_dir / 'checkpoints'} holds no checkpoint")
+        checkpoint, payload = found
+    else:
+        payload = load_checkpoint(Path(checkpoint))
+    rng = np.random.default_rng(seed)
+    parts = []
+    with VectorEnv(
+        config.env,
+        min(n_envs, episodes),
+        seed=seed,
+        env_kwargs=config.env_kwargs,
+        processes=False,
+    ) as envs:
+        learner = get_algo(config.algo).factory(envs.spec, config.algo_config, torch.device(device))
+        learner.load_state_dict(payload["learner"])
+        spec, got = envs.spec, 0
+        while got < episodes:
+            batch = run_episodes(
+                envs, learner, explore=explore, env_steps=int(payload["env_steps"]), rng=rng
+            )
+            parts.append(batch)
+            got += len(batch.lengths)
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])[:episodes]
+
+    lengths = cat("lengths")
+    data = {
+        "obs": cat("obs"),
+        "state": cat("state"),
+        "avail_actions": cat("avail_actions"),
+        "action": cat("action"),
+        "reward": cat("reward"),
+        "terminated": cat("terminated"),
+        "mask": np.arange(spec.episode_limit)[None, :] < lengths[:, None],
+        "episode_return": cat("reward").sum(axis=1).astype(np.float64),
+        "episode_length": lengths,
+        "won": cat("won"),
+    }
+    info = {
+        "env": config.env,
+        "env_kwargs": dict(config.env_kwargs),
+        "env_spec": _jsonable(dataclasses.asdict(spec)),
+        "seed": seed,
+        "episodes": episodes,
+        "policy": f"{'exploring' if explore else 'greedy'} policy of {run_dir} ({checkpoint})",
+        "versions": {**dict(spec.backend_versions), **_versions("mmsa-envs", "mmsa-marl-core")},
+    }
+    data["meta"] = np.array(json.dumps(info))
     return data
 
 

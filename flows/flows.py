@@ -12,6 +12,7 @@ train_flow(steps=2000)"` uses a temporary local API; `make serve` serves them as
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -144,25 +145,41 @@ def collect_flow(
     seed: NonNegativeInt = 0,
     out: str | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    policy_run: str | None = None,
+    explore: bool = False,
+    device: Device = "auto",
 ) -> str:
-    """Play `episodes` random-policy episodes of `env`; save them as `.npz` (flows.collect)."""
-    from .collect import collect_episodes, save_dataset
-    from .training import default_run_dir
+    """Save `episodes` episodes as `.npz` (see flows.collect): random-policy episodes of `env`,
+    or, with `policy_run`, episodes of that run's latest checkpoint (greedy unless `explore`)."""
+    from .collect import collect_episodes, collect_from_run, save_dataset
+    from .training import choose_device, default_run_dir
 
-    target = (
-        Path(out) if out else default_run_dir(Path("data"), env, "random", seed).with_suffix(".npz")
+    if policy_run:
+        data = collect_from_run(
+            Path(policy_run),
+            episodes=episodes,
+            seed=seed,
+            explore=explore,
+            device=choose_device(device),
+        )
+        env = json.loads(str(data["meta"]))["env"]
+        label = "explore" if explore else "greedy"
+    else:
+        data = collect_episodes(env, episodes=episodes, seed=seed, env_kwargs=env_kwargs)
+        label = "random"
+    target = (Path(out) if out else default_run_dir(Path("data"), env, label, seed)).with_suffix(
+        ".npz"
     )
-    data = collect_episodes(env, episodes=episodes, seed=seed, env_kwargs=env_kwargs)
     save_dataset(data, target)
     returns = data["episode_return"]
     create_markdown_artifact(
         key="mmsa-collect",
         markdown=(
-            f"# Dataset {env}\n\n{episodes} random-policy episodes, seed {seed}: mean return "
+            f"# Dataset {env}\n\n{episodes} episodes ({label} policy), seed {seed}: mean return "
             f"{returns.mean():.4f} (std {returns.std():.4f}), mean length "
             f"{data['episode_length'].mean():.1f}.\n\nFile: `{target.resolve()}`\n"
         ),
-        description=f"random-policy dataset of {env}",
+        description=f"{label}-policy dataset of {env}",
     )
     return str(target)
 
@@ -248,7 +265,7 @@ def ablate_flow(
     overrides: dict[str, Any] | None = None,
     device: Device = "auto",
     runs_root: str = "runs/ablate",
-    runner: RunnerKind = "threads",
+    runner: RunnerKind = "processes",
     max_workers: PositiveInt | None = None,
     dask_address: str | None = None,
     gpus_per_run: Annotated[float, Field(ge=0)] = 0.0,
@@ -258,8 +275,11 @@ def ablate_flow(
 ) -> list[str]:
     """Train every variant x seed (fanned out on `runner`), then report them together.
 
-    All configs are validated before any training starts. `runner="dask"` connects to the running
-    scheduler at `dask_address`; `gpus_per_run` then reserves that many `GPU` worker resources.
+    All configs are validated before any training starts. `runner="processes"` (default) runs each
+    training in its own worker process: `mmsa_marl_core.train` seeds torch's process-global RNG,
+    so runs sharing a process (`runner="threads"`) are not reproducible run by run.
+    `runner="dask"` connects to the running scheduler at `dask_address`; `gpus_per_run` then
+    reserves that many `GPU` worker resources per run.
     """
     from .training import default_run_dir
 

@@ -1,8 +1,11 @@
 """Where fanned-out runs execute: Prefect's local task runners, or an existing Dask cluster.
 
-- `threads` (default): Prefect's `ThreadPoolTaskRunner` in the flow's own process.
-- `processes`: Prefect's `ProcessPoolTaskRunner`, one worker process per concurrent run (runs do
-  not share the interpreter, its torch thread pool or its global random generators).
+- `processes` (mmsa-ablate's default): Prefect's `ProcessPoolTaskRunner`, one worker process per
+  concurrent run. Runs do not share the interpreter, its torch thread pool or torch's global
+  random generator, which `mmsa_marl_core.train` seeds: each run is reproducible from its seed.
+- `threads`: Prefect's `ThreadPoolTaskRunner` in the flow's own process. No process start-up
+  (seconds sooner), but concurrent runs interleave their draws from torch's global generator,
+  so a run's result can depend on its neighbours' timing.
 - `dask`: prefect-dask's `DaskTaskRunner` connected to a scheduler that already runs
   (`dask scheduler` + `dask worker ... --resources GPU=1` on each GPU host). The project never
   starts a cluster of its own for users; when `gpus_per_run > 0` each run is submitted with the

@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from flows.collect import collect_from_run
 from flows.report import ReportConfig, build_report, write_report
 from flows.stages import train_config
 from flows.training import run_evaluation, run_training
@@ -58,6 +59,14 @@ def test_report_from_two_tiny_runs(tmp_path: Path) -> None:
     curve = report.curves.sort("env_steps")
     assert curve["n_seeds"].to_list() == [2] * curve.height and curve.height >= 2
     assert "torch" in report.versions and "mmsa-envs" in report.versions
+
+    # The greedy policy of the checkpoint, collected on the evaluation's episode seeds, gives
+    # back exactly the evaluation's mean return.
+    from mmsa_marl_core.train import EVAL_SEED_OFFSET
+
+    data = collect_from_run(runs[1], episodes=6, seed=1 + EVAL_SEED_OFFSET)
+    assert data["episode_return"].mean() == pytest.approx(evaluated["return_mean"], abs=1e-5)
+    assert data["obs"].shape == (6, 6, 3, 7) and "greedy" in json.loads(str(data["meta"]))["policy"]
 
     paths = write_report(report, tmp_path / "report")
     md = paths["markdown"].read_text()
