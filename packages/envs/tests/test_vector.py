@@ -168,7 +168,9 @@ def _wait_dead(pid: int) -> None:
 @pytest.mark.parametrize("autoreset", [False, True])
 def test_killed_worker_is_restarted_and_its_episode_dropped(autoreset: bool) -> None:
     kw = {"terminate_after": 0}
-    with VectorEnv("dummy", 3, seed=SEED, env_kwargs=kw, autoreset=autoreset) as venv:
+    with VectorEnv(
+        "dummy", 3, seed=SEED, env_kwargs=kw, autoreset=autoreset, num_workers=3
+    ) as venv:
         v0 = venv.reset()
         v1 = venv.step(_policy(v0, 0))
         old_pid = venv.worker_pids[1]
@@ -203,3 +205,37 @@ def test_killed_worker_is_restarted_and_its_episode_dropped(autoreset: bool) -> 
         _wait_dead(pid)
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_worker_holding_several_envs_drops_all_their_episodes() -> None:
+    kw = {"terminate_after": 0}
+    with VectorEnv("dummy", 3, seed=SEED, env_kwargs=kw, num_workers=2) as venv:
+        pids = venv.worker_pids
+        assert pids[0] == pids[1] != pids[2]  # rows 0-1 share a worker, row 2 has its own
+        v0 = venv.reset()
+        os.kill(pids[0], signal.SIGKILL)  # type: ignore[arg-type]
+        _wait_dead(pids[0])  # type: ignore[arg-type]
+        v1 = venv.step(_policy(v0, 0))
+        assert v1.dropped.tolist() == [True, True, False]
+        assert venv.dropped_episodes == 2
+        ref = _reference(2, 0, [_policy(v0, 0)[2]], **kw)
+        np.testing.assert_array_equal(v1.obs[2], ref[1].obs)
+        v2 = venv.reset()
+        for i in range(3):
+            want = make("dummy").reset(seed=episode_seed(SEED, i, 1))
+            np.testing.assert_array_equal(v2.obs[i], want.obs)
+        assert not venv.step(_policy(v2, 0)).dropped.any()
+
+
+def test_worker_count_does_not_change_results() -> None:
+    outs = []
+    for workers in (1, 2, 4):
+        with VectorEnv("dummy", 4, seed=SEED, num_workers=workers, autoreset=True) as venv:
+            vs = [venv.reset()]
+            for t in range(8):
+                vs.append(venv.step(_policy(vs[-1], t)))
+            outs.append(np.stack([v.obs for v in vs]))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+    with pytest.raises(ValueError, match="num_workers=0"):
+        VectorEnv("dummy", 2, num_workers=0)

@@ -212,9 +212,14 @@ def validate_actions(
     if arr.dtype.kind != "f":
         raise ValueError(f"{spec.id}: continuous actions must be floats, got dtype {arr.dtype}")
     assert spec.action_low is not None and spec.action_high is not None
-    low, high = _bounds(spec.action_low, spec.action_high)
-    # NaN fails both comparisons, so this one test also rejects non-finite values.
-    if not ((arr >= low).all() and (arr <= high).all()):
+    low, high, lo, hi = _bounds(spec.action_low, spec.action_high)
+    # NaN fails every comparison, so these tests also reject non-finite values. With the same
+    # bounds on every dimension (the usual case) two reductions do.
+    if lo is not None and hi is not None:
+        inside = lo <= arr.min() and arr.max() <= hi
+    else:
+        inside = (arr >= low).all() and (arr <= high).all()
+    if not inside:
         outside = ~((arr >= low) & (arr <= high))
         i, j = (int(v) for v in np.argwhere(outside)[0])
         raise ValueError(
@@ -225,6 +230,16 @@ def validate_actions(
 
 
 @functools.lru_cache(maxsize=64)
-def _bounds(low: tuple[float, ...], high: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Action bounds as arrays, widened by 1e-6 so values cast from float32 pass."""
-    return np.asarray(low, np.float64) - 1e-6, np.asarray(high, np.float64) + 1e-6
+def _bounds(
+    low: tuple[float, ...], high: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray, float | None, float | None]:
+    """Action bounds as arrays, widened by 1e-6 so values cast from float32 pass, plus the
+    common scalar bounds when every dimension shares them."""
+    low_arr, high_arr = np.asarray(low, np.float64) - 1e-6, np.asarray(high, np.float64) + 1e-6
+    same = len(set(low)) == 1 and len(set(high)) == 1
+    return (
+        low_arr,
+        high_arr,
+        float(low_arr[0]) if same else None,
+        float(high_arr[0]) if same else None,
+    )

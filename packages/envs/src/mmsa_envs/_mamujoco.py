@@ -77,6 +77,7 @@ class MaMuJoCoEnv(MultiAgentEnv):
         widest = self._agents[int(np.argmax(act_dims))]
         space = env.action_space(widest)
         self._parts = list(zip(self._agents, act_dims, strict=True))
+        self._obs_parts = list(zip(self._agents, obs_dims, strict=True))
         limit = env.single_agent_env.spec.max_episode_steps
         if limit is None:
             raise UnknownEnvError(f"mamujoco:{name} has no step limit; pass max_episode_steps")
@@ -96,9 +97,8 @@ class MaMuJoCoEnv(MultiAgentEnv):
 
     def _observe(self, obs_by_agent: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         obs = np.zeros((self.spec.n_agents, self.spec.obs_dim), np.float32)
-        for i, agent in enumerate(self._agents):
-            o = obs_by_agent[agent]
-            obs[i, : o.shape[0]] = o
+        for i, (agent, dim) in enumerate(self._obs_parts):
+            obs[i, :dim] = obs_by_agent[agent]
         return obs, self._env.state().astype(np.float32)
 
     def _reset(self, seed: int | None) -> Step:

@@ -21,6 +21,7 @@ transition). A worker that dies is restarted; its row comes back `dropped` and t
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -82,10 +83,14 @@ class VectorEnv:
         env_kwargs: Mapping[str, Any] | None = None,
         processes: bool = True,
         autoreset: bool = False,
+        num_workers: int | None = None,
         start_method: str = "forkserver",
     ) -> None:
-        """`start_method` ('forkserver', 'spawn' or 'fork') only matters with `processes=True`;
-        the default is safe when the parent already runs threads (torch, jax)."""
+        """`num_workers` (processes only; default: one per CPU core, at most B) share the B envs
+        in contiguous blocks: one message per worker per step, however many envs it holds. A
+        crashed worker drops the episodes of all its rows. `start_method` ('forkserver',
+        'spawn' or 'fork'): the default is safe when the parent already runs threads (torch,
+        jax)."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"VectorEnv: num_envs={num_envs!r} must be a positive int")
         episode_seed(seed, 0, 0)  # validates the seed
@@ -94,6 +99,10 @@ class VectorEnv:
                 f"VectorEnv: start_method={start_method!r} is not available here; "
                 f"use one of {mp.get_all_start_methods()}"
             )
+        if num_workers is None:
+            num_workers = min(num_envs, os.cpu_count() or 1)
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+            raise ValueError(f"VectorEnv: num_workers={num_workers!r} must be a positive int")
         self.num_envs = num_envs
         self.seed = seed
         self.autoreset = autoreset
@@ -101,14 +110,15 @@ class VectorEnv:
         self.dropped_episodes = 0
         self._counters = np.zeros(num_envs, np.int64)
         kwargs = dict(env_kwargs or {})
+        blocks = [b.tolist() for b in np.array_split(np.arange(num_envs), num_workers) if b.size]
         self._slots: list[LocalSlot | ProcessSlot] = []
         try:
-            for i in range(num_envs):
-                if processes:
-                    ctx = mp.get_context(start_method)
-                    self._slots.append(ProcessSlot(env_id, kwargs, seed, i, ctx))
-                else:
-                    self._slots.append(LocalSlot(env_id, kwargs, seed, i))
+            if processes:
+                ctx = mp.get_context(start_method)
+                for rows in blocks:
+                    self._slots.append(ProcessSlot(env_id, kwargs, seed, rows, ctx))
+            else:
+                self._slots.append(LocalSlot(env_id, kwargs, seed, list(range(num_envs))))
         except BaseException:
             self.close()
             raise
@@ -138,14 +148,18 @@ class VectorEnv:
 
     @property
     def worker_pids(self) -> list[int | None]:
-        """Process id of each worker (None in-process)."""
-        return [slot.pid for slot in self._slots]
+        """Process id of the worker of each row (None in-process)."""
+        pids: list[int | None] = [None] * self.num_envs
+        for slot in self._slots:
+            for row in slot.rows:
+                pids[row] = slot.pid
+        return pids
 
     # ------------------------------------------------------------------ API
     def reset(self) -> VecStep:
         """Start a new episode in every env."""
         self._check_open()
-        steps = [self._reset_row(i) for i in range(self.num_envs)]
+        steps = self._reset_rows(self._slots)
         self._last = list(steps)
         self._finished[:] = False
         self._started = True
@@ -187,38 +201,57 @@ class VectorEnv:
         self, active: np.ndarray, actions: np.ndarray
     ) -> tuple[list[Step], list[Step], np.ndarray]:
         """Send every active row its action, then collect: (current steps, final steps, dropped)."""
-        for i in active:
-            counter = int(self._counters[i]) if self.autoreset else None
-            self._slots[i].send("step", (actions[i], counter))
+        is_active = np.zeros(self.num_envs, bool)
+        is_active[active] = True
+        requests: list[list[int]] = []
+        for slot in self._slots:
+            rows = [r for r in slot.rows if is_active[r]]
+            requests.append(rows)
+            if rows:
+                payload = [
+                    (r, actions[r], int(self._counters[r]) if self.autoreset else None)
+                    for r in rows
+                ]
+                slot.send("step", payload)
         steps: list[Step] = list(self._last)  # type: ignore[arg-type]
         finals = list(steps)
         dropped = np.zeros(self.num_envs, bool)
         error: BaseException | None = None
-        for i in active:
+        for slot, rows in zip(self._slots, requests, strict=True):
+            if not rows:
+                continue
             try:
-                step, first = self._slots[i].recv()
+                replies = slot.recv()
             except WorkerCrashed:
-                dropped[i] = True
-                self.dropped_episodes += 1
-                step = _dropped(steps[i])
-                if self.autoreset:
-                    first = self._restart_and_reset(i)
-                else:
-                    self._restart(i)
+                replies = self._drop(slot, rows, steps, dropped)
             except RemoteError as err:
                 error = error or err  # keep collecting so every pipe stays in step
                 continue
-            finals[i] = step
-            if self.autoreset and step.done:
-                if not dropped[i]:
-                    self._counters[i] += 1  # the worker reset with episode_seed(.., counter)
-                steps[i] = first
-            else:
-                steps[i] = step
-                self._finished[i] = step.done
+            for row, (step, first) in zip(rows, replies, strict=True):
+                finals[row] = step
+                if self.autoreset and step.done:
+                    if not dropped[row]:
+                        self._counters[row] += 1  # the worker reset with episode_seed(.., counter)
+                    steps[row] = first
+                else:
+                    steps[row] = step
+                    self._finished[row] = step.done
         if error is not None:
             raise error
         return steps, finals, dropped
+
+    def _drop(
+        self, slot: LocalSlot | ProcessSlot, rows: list[int], steps: list[Step], dropped: np.ndarray
+    ) -> list[tuple[Step, Step | None]]:
+        """A worker died: restart it and turn its rows' replies into dropped, truncated ends."""
+        dropped[rows] = True
+        self.dropped_episodes += len(rows)
+        slot.restart()
+        firsts: list[Step | None] = [None] * len(rows)
+        if self.autoreset:  # the fresh worker starts every row's next episode at once
+            firsts = list(self._reset_rows([slot]))
+            firsts = [firsts[slot.rows.index(r)] for r in rows]
+        return [(_dropped(steps[r]), first) for r, first in zip(rows, firsts, strict=True)]
 
     def close(self) -> None:
         """Stop every worker (idempotent)."""
@@ -256,34 +289,39 @@ class VectorEnv:
         out = np.empty(want, np.int64 if spec.discrete else np.float32)
         for i in np.flatnonzero(~self._finished):
             last = self._last[i]
+            avail = None if last is None else last.avail_actions
             try:
-                out[i] = validate_actions(
-                    spec, None if last is None else last.avail_actions, arr[i]
-                )
+                out[i] = validate_actions(spec, avail, arr[i])
             except ValueError as err:
                 raise ValueError(f"env {i}: {err}") from None
         return out
 
-    def _reset_row(self, i: int) -> Step:
-        seed = episode_seed(self.seed, i, int(self._counters[i]))
-        self._counters[i] += 1
+    def _reset_rows(self, slots: list[LocalSlot | ProcessSlot]) -> list[Step]:
+        """Reset every row of `slots` with its next episode seed; returns steps in row order
+        of the slots given. A worker that crashes while resetting is restarted and retried."""
+        seeds = {}
+        for slot in slots:
+            for r in slot.rows:
+                seeds[r] = episode_seed(self.seed, r, int(self._counters[r]))
+                self._counters[r] += 1
+        out: dict[int, Step] = {}
         for attempt in range(_RESET_ATTEMPTS):
-            self._slots[i].send("reset", seed)
-            try:
-                return self._slots[i].recv()  # type: ignore[no-any-return]
-            except WorkerCrashed:
-                if attempt + 1 == _RESET_ATTEMPTS:
-                    raise
-                self._slots[i].restart()
-        raise AssertionError("unreachable")
-
-    def _restart(self, i: int) -> None:
-        """Restart row i's worker; the dropped row stays over until the next reset()."""
-        self._slots[i].restart()
-
-    def _restart_and_reset(self, i: int) -> Step:
-        self._slots[i].restart()
-        return self._reset_row(i)
+            pending = [s for s in slots if s.rows[0] not in out]
+            for slot in pending:
+                slot.send("reset", [(r, seeds[r]) for r in slot.rows])
+            crashed = []
+            for slot in pending:
+                try:
+                    out.update(zip(slot.rows, slot.recv(), strict=True))
+                except WorkerCrashed:
+                    crashed.append(slot)
+            if not crashed:
+                break
+            if attempt + 1 == _RESET_ATTEMPTS:
+                raise WorkerCrashed(f"env workers of rows {[s.rows for s in crashed]} keep dying")
+            for slot in crashed:
+                slot.restart()
+        return [out[r] for slot in slots for r in slot.rows]
 
 
 def _dropped(last: Step) -> Step:
