@@ -114,3 +114,26 @@ def _artifacts(served: Served, flow_run_id: str) -> list[dict]:
     found = _api(served, "artifacts/filter", body)
     assert isinstance(found, list)
     return found
+
+
+def test_start_refuses_a_port_in_use_and_stop_is_idempotent(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env |= {"PREFECT_HOME": str(tmp_path), "PREFECT_SERVER_API_PORT": str(port)}
+        env["PREFECT_PROFILES_PATH"] = str(tmp_path / "profiles.toml")
+        command = [sys.executable, "-m", "flows.serve"]
+        out = subprocess.run(
+            [*command, "start"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+        )
+        assert out.returncode == 1
+        assert f"port {port} on 127.0.0.1 is already in use" in out.stderr
+        assert "PREFECT_SERVER_API_PORT" in out.stderr
+        assert not (tmp_path / "server.pid").exists()
+    out = subprocess.run([*command, "stop"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and "nothing was running" in out.stdout
