@@ -202,3 +202,34 @@ def test_should_resume_only_unfinished_same_config(tmp_path: Path) -> None:
     assert not _should_resume(run, {"steps": 10})  # finished: the stage reruns from scratch
     assert not run.exists()
     assert paths("ci").run_dir("t", "a", 2) == Path("results/ci/runs/t/a/seed2")
+
+
+def test_public_surface_of_the_flows_modules() -> None:
+    import importlib
+
+    expected = {
+        "flows.collect": {"Policy", "collect_episodes", "collect_from_run", "load_dataset",
+                          "random_policy", "save_dataset"},
+        "flows.figures": {"plot_finals", "plot_learning_curves"},
+        "flows.flows": {"Variant", "ablate_flow", "collect_flow", "evaluate_flow", "report_flow",
+                        "train_flow"},
+        "flows.markdown": {"markdown_table", "report_markdown", "run_markdown"},
+        "flows.report": {"Report", "ReportConfig", "build_report", "final_scores", "main",
+                         "random_baseline", "write_report"},
+        "flows.runners": {"RunnerKind", "gpu_annotation", "make_task_runner"},
+        "flows.runs": {"EVALUATION_FILE", "LABELS_FILE", "RESULTS_FILE", "RunInfo", "find_runs",
+                       "read_metrics", "read_run", "write_labels", "write_results"},
+        "flows.serve": {"DEPLOYMENTS", "PROFILE_NAME", "ServerState", "deployments", "main",
+                        "start", "status", "stop"},
+        "flows.stages": {"StagePaths", "compose_params", "load_params", "main", "paths",
+                         "train_config"},
+        "flows.stats": {"Estimate", "aggregate", "curve_band", "seeded_global_numpy"},
+        "flows.testing": {"Served", "free_port", "served", "shared_served"},
+        "flows.training": {"build_config", "choose_device", "default_run_dir", "merge_overrides",
+                           "nest", "run_evaluation", "run_training"},
+    }  # fmt: skip
+    for name, names in expected.items():
+        module = importlib.import_module(name)
+        assert set(module.__all__) == names, name
+        for attr in names:
+            assert hasattr(module, attr), f"{name}.{attr}"
