@@ -1,0 +1,512 @@
+"""Benchmark of mmsa_envs: adapter overhead against the raw backends, and vector-env scaling.
+
+Writes bench/results/envs.json (machine, versions, command, date, every figure).
+
+1. Adapter overhead, per backend (LBF Foraging-8x8-2p-2f-coop-v3, MaMuJoCo HalfCheetah-6x1,
+   SMAX smacv2_5_units): we record episodes of random available actions with the adapter, then
+   replay exactly those seeds and actions through the raw backend and through the adapter,
+   interleaved (raw, adapter, raw, adapter, ...), and compare the median time per step.
+   Both loops do the same work per step except what the adapter adds. Target: overhead <= 10%.
+2. VectorEnv scaling (MaMuJoCo HalfCheetah-6x1 and LBF): env steps per second of
+   `VectorEnv(processes=True, autoreset=True)` at B in {1, 2, 4, 8} against one in-process env.
+   Target: >= 1.6x one env on 2 cores for MaMuJoCo.
+3. SMAX throughput: `SMAXEnv` against `SMAXVectorEnv` (one vmapped call) at B in {1, 8, 64}.
+   SMAX's smacv2_* maps draw unit types from all SMAX types, not SMACv2's per-race sets: these
+   are SMAX numbers, not SMACv2 ones.
+
+Usage: .venv/bin/python bench/envs.py [--repeats 7] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+
+from mmsa_envs import VectorEnv, make  # noqa: E402
+from mmsa_envs._smax_vector import SMAXVectorEnv  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results" / "envs.json"
+Episode = tuple[int, list[np.ndarray]]
+
+
+# ---------------------------------------------------------------------- machine
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    return {
+        "cpu": cpu,
+        "cores_visible": os.cpu_count(),
+        "cores_usable": usable,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for dist in ("mmsa-envs", "numpy", "gymnasium", "lbforaging", "gymnasium-robotics",
+                 "mujoco", "pettingzoo", "jax", "jaxlib", "jaxmarl"):  # fmt: skip
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+# ---------------------------------------------------------------------- helpers
+def record(env_id: str, n_steps: int, seed: int = 0) -> list[Episode]:
+    """Episodes of random available actions, `n_steps` steps in all (with their seeds)."""
+    env = make(env_id)
+    rng = np.random.default_rng(seed)
+    episodes: list[Episode] = []
+    total = 0
+    while total < n_steps:
+        ep_seed = seed * 100_003 + len(episodes)
+        step, actions = env.reset(seed=ep_seed), []
+        while not step.done and total < n_steps:
+            if env.spec.discrete:
+                act = np.array([rng.choice(np.flatnonzero(r)) for r in step.avail_actions])
+            else:
+                act = rng.uniform(-1, 1, (env.spec.n_agents, env.spec.n_actions))
+                act = act.astype(np.float32)
+            actions.append(act)
+            step = env.step(act)
+            total += 1
+        episodes.append((ep_seed, actions))
+    env.close()
+    return episodes
+
+
+def interleaved(runners: dict[str, Callable[[], float]], repeats: int) -> dict[str, dict[str, Any]]:
+    """Run every runner `repeats` times, round-robin; each returns seconds per step."""
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            times[name].append(run())
+    return {
+        k: {
+            "us_per_step_median": statistics.median(v) * 1e6,
+            "steps_per_s_median": 1.0 / statistics.median(v),
+            "us_per_step_all": [round(x * 1e6, 2) for x in v],
+        }
+        for k, v in times.items()
+    }
+
+
+def overhead(result: dict[str, dict[str, Any]], raw: str, ours: str) -> float:
+    return result[ours]["us_per_step_median"] / result[raw]["us_per_step_median"] - 1.0
+
+
+# ---------------------------------------------------------------------- 1. adapter overhead
+def bench_lbf(repeats: int, n_steps: int) -> dict[str, Any]:
+    import gymnasium as gym
+    import lbforaging  # noqa: F401  (registers the ids)
+
+    name = "Foraging-8x8-2p-2f-coop-v3"
+    episodes = record(f"lbf:{name}", n_steps)
+    raw = gym.make(name)
+    unwrapped = gym.make(name).unwrapped
+    ours = make(f"lbf:{name}")
+    lists = [(s, [a.tolist() for a in acts]) for s, acts in episodes]
+
+    def run_raw(env: Any) -> Callable[[], float]:
+        def run() -> float:
+            n, t0 = 0, time.perf_counter()
+            for seed, acts in lists:
+                env.reset(seed=seed)
+                for a in acts:
+                    env.step(a)
+                n += len(acts)
+            return (time.perf_counter() - t0) / n
+
+        return run
+
+    def run_ours() -> float:
+        n, t0 = 0, time.perf_counter()
+        for seed, acts in episodes:
+            ours.reset(seed=seed)
+            for a in acts:
+                ours.step(a)
+            n += len(acts)
+        return (time.perf_counter() - t0) / n
+
+    res = interleaved(
+        {"raw_gym_make": run_raw(raw), "raw_unwrapped": run_raw(unwrapped), "adapter": run_ours},
+        repeats,
+    )
+    return {
+        "env": f"lbf:{name}",
+        "steps_per_repeat": sum(len(a) for _, a in episodes),
+        "timings": res,
+        "adapter_overhead_vs_gym_make": overhead(res, "raw_gym_make", "adapter"),
+        "adapter_overhead_vs_unwrapped": overhead(res, "raw_unwrapped", "adapter"),
+        "raw_loop": "gym.make(id).step(list of ints) and reset(seed) (the unwrapped env too), "
+        "same seeds and actions as the adapter",
+    }
+
+
+def bench_mamujoco(repeats: int, n_steps: int) -> dict[str, Any]:
+    from gymnasium_robotics import mamujoco_v1
+
+    episodes = record("mamujoco:HalfCheetah-6x1", n_steps)
+    raw = mamujoco_v1.parallel_env("HalfCheetah", "6x1")
+    agents = raw.possible_agents
+    dicts = [
+        (s, [{a: act[i] for i, a in enumerate(agents)} for act in acts]) for s, acts in episodes
+    ]
+    ours = make("mamujoco:HalfCheetah-6x1")
+
+    def run_raw() -> float:
+        n, t0 = 0, time.perf_counter()
+        for seed, acts in dicts:
+            raw.reset(seed=seed)
+            for a in acts:
+                raw.step(a)
+            n += len(acts)
+        return (time.perf_counter() - t0) / n
+
+    def run_raw_with_state() -> float:
+        n, t0 = 0, time.perf_counter()
+        for seed, acts in dicts:
+            raw.reset(seed=seed)
+            for a in acts:
+                raw.step(a)
+                raw.state()
+            n += len(acts)
+        return (time.perf_counter() - t0) / n
+
+    def run_ours() -> float:
+        n, t0 = 0, time.perf_counter()
+        for seed, acts in episodes:
+            ours.reset(seed=seed)
+            for a in acts:
+                ours.step(a)
+            n += len(acts)
+        return (time.perf_counter() - t0) / n
+
+    res = interleaved(
+        {"raw": run_raw, "raw_plus_state": run_raw_with_state, "adapter": run_ours}, repeats
+    )
+    return {
+        "env": "mamujoco:HalfCheetah-6x1",
+        "steps_per_repeat": sum(len(a) for _, a in episodes),
+        "timings": res,
+        "adapter_overhead_vs_raw": overhead(res, "raw", "adapter"),
+        "adapter_overhead_vs_raw_plus_state": overhead(res, "raw_plus_state", "adapter"),
+        "raw_loop": "mamujoco_v1.parallel_env('HalfCheetah', '6x1').step(dict of actions), "
+        "reset(seed); raw_plus_state also calls env.state() (the adapter returns the state)",
+    }
+
+
+def bench_smax(repeats: int, n_steps: int) -> dict[str, Any]:
+    import jax
+    import jaxmarl
+    from jaxmarl.environments.smax import map_name_to_scenario
+
+    name = "smacv2_5_units"
+    episodes = record(f"smax:{name}", n_steps)
+    ours = make(f"smax:{name}")
+    env = jaxmarl.make("HeuristicEnemySMAX", scenario=map_name_to_scenario(name))
+    agents = env.agents
+    step_fn = jax.jit(env.step)  # jaxmarl's own step: auto-resets inside
+    avail_fn = jax.jit(env.get_avail_actions)
+    flat = [[{a: np.int32(act[i]) for i, a in enumerate(agents)} for act in acts]
+            for _, acts in episodes]  # fmt: skip
+    key = jax.random.PRNGKey(0)
+    _, state = jax.jit(env.reset)(key)
+    step_fn(key, state, flat[0][0])  # compile outside the timings
+    jax.device_get(avail_fn(state))
+
+    def run_raw() -> float:
+        k, s = key, state
+        n, t0 = 0, time.perf_counter()
+        for acts in flat:
+            for a in acts:
+                k, sk = jax.random.split(k)
+                obs, s, rew, dones, _ = step_fn(sk, s, a)
+                # what a user's loop needs on the host: observations, state, masks, reward, end
+                jax.device_get((obs, avail_fn(s), rew, dones))
+            n += len(acts)
+        return (time.perf_counter() - t0) / n
+
+    def run_ours() -> float:
+        n, t0 = 0, time.perf_counter()
+        for seed, acts in episodes:
+            ours.reset(seed=seed)
+            for a in acts:
+                ours.step(a)
+            n += len(acts)
+        return (time.perf_counter() - t0) / n
+
+    res = interleaved({"raw": run_raw, "adapter": run_ours}, repeats)
+    return {
+        "env": f"smax:{name}",
+        "note": "SMAX smacv2_* maps draw unit types from all SMAX types, not SMACv2's "
+        "per-race setups; these are SMAX numbers, not SMACv2 ones",
+        "steps_per_repeat": sum(len(a) for _, a in episodes),
+        "timings": res,
+        "adapter_overhead_vs_raw": overhead(res, "raw", "adapter"),
+        "raw_loop": "jit(env.step) (auto-reset) + jit(env.get_avail_actions), then "
+        "jax.device_get of observations, masks, rewards and dones every step",
+    }
+
+
+# ---------------------------------------------------------------------- 2. vector scaling
+def _valid_random(avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.argmax(avail * rng.random(avail.shape), axis=-1).astype(np.int64)
+
+
+def vector_scaling(env_id: str, sizes: list[int], seconds: float, repeats: int) -> dict[str, Any]:
+    spec = make(env_id).spec
+    rng = np.random.default_rng(0)
+
+    def throughput(venv: Any) -> Callable[[], float]:
+        v = venv.reset()
+
+        def run() -> float:
+            nonlocal v
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                if spec.discrete:
+                    acts = _valid_random(v.avail_actions, rng)
+                else:
+                    acts = rng.uniform(-1, 1, (venv.num_envs, spec.n_agents, spec.n_actions))
+                    acts = acts.astype(np.float32)
+                v = venv.step(acts)
+                n += venv.num_envs
+            return (time.perf_counter() - t0) / n  # seconds per env step
+
+        return run
+
+    venvs: dict[str, Any] = {"one_env_in_process": VectorEnv(env_id, 1, processes=False,
+                                                             autoreset=True)}  # fmt: skip
+    for b in sizes:
+        venvs[f"B={b}"] = VectorEnv(env_id, b, processes=True, autoreset=True)
+    try:
+        res = interleaved({k: throughput(v) for k, v in venvs.items()}, repeats)
+    finally:
+        for v in venvs.values():
+            v.close()
+    base = res["one_env_in_process"]["steps_per_s_median"]
+    return {
+        "env": env_id,
+        "timings": res,
+        "speedup_vs_one_env": {
+            k: res[k]["steps_per_s_median"] / base for k in res if k != "one_env_in_process"
+        },
+        "loop": "VectorEnv(processes=True, autoreset=True).step with random valid actions; "
+        "env steps per second (B per call)",
+    }
+
+
+def _spin(env_id: str, n_steps: int) -> float:
+    """Steps per second of one in-process env on random actions (run in a child process)."""
+    env = make(env_id)
+    spec = env.spec
+    rng = np.random.default_rng(0)
+    step = env.reset(seed=0)
+    t0 = time.perf_counter()
+    for _ in range(n_steps):
+        if spec.discrete:
+            act = _valid_random(step.avail_actions, rng)
+        else:
+            act = rng.uniform(-1, 1, (spec.n_agents, spec.n_actions)).astype(np.float32)
+        step = env.step(act)
+        if step.done:
+            step = env.reset(seed=int(rng.integers(1 << 30)))
+    return n_steps / (time.perf_counter() - t0)
+
+
+def available_parallelism(env_id: str, n_steps: int, repeats: int) -> dict[str, Any]:
+    """How much faster 2 independent processes run than 1 on this machine right now.
+
+    On a shared machine this is the ceiling for any 2-process speedup: it puts the VectorEnv
+    figures in context."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    ratios = []
+    with ctx.Pool(2) as pool:
+        pool.starmap(_spin, [(env_id, 200)] * 2)  # warm up (imports)
+        for _ in range(repeats):
+            one = pool.apply(_spin, (env_id, n_steps))
+            t0 = time.perf_counter()
+            pool.starmap(_spin, [(env_id, n_steps)] * 2)
+            two = 2 * n_steps / (time.perf_counter() - t0)
+            ratios.append(two / one)
+    return {
+        "env": env_id,
+        "two_process_speedup_all": [round(r, 3) for r in ratios],
+        "two_process_speedup_median": statistics.median(ratios),
+        "meaning": "aggregate steps/s of 2 independent processes / 1 process (ideal 2.0 on 2 "
+        "idle cores); the ceiling for VectorEnv on this machine at this time",
+    }
+
+
+def smax_throughput(sizes: list[int], seconds: float, repeats: int) -> dict[str, Any]:
+    env_id = "smax:smacv2_5_units"
+    rng = np.random.default_rng(0)
+    single = make(env_id)
+
+    def run_single() -> float:
+        step = single.reset(seed=int(rng.integers(1 << 30)))
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            step = single.step(_valid_random(step.avail_actions, rng))
+            n += 1
+            if step.done:
+                step = single.reset(seed=int(rng.integers(1 << 30)))
+        return (time.perf_counter() - t0) / n
+
+    runners: dict[str, Callable[[], float]] = {"SMAXEnv": run_single}
+    for b in sizes:
+        venv = SMAXVectorEnv(env_id, b, autoreset=True)
+        v0 = venv.reset()
+        venv.step(_valid_random(v0.avail_actions, rng))  # compile outside the timings
+
+        def run(venv: SMAXVectorEnv = venv) -> float:
+            v = venv.reset()
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                v = venv.step(_valid_random(v.avail_actions, rng))
+                n += venv.num_envs
+            return (time.perf_counter() - t0) / n
+
+        runners[f"SMAXVectorEnv B={b}"] = run
+    res = interleaved(runners, repeats)
+    return {
+        "env": env_id,
+        "note": "SMAX numbers, not SMACv2 (unit types drawn from all SMAX types)",
+        "timings": res,
+        "loop": "random valid actions, auto-reset; env steps per second",
+    }
+
+
+# ---------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--parts", default="overhead,vector,smax", help="comma list of overhead,vector,smax"
+    )
+    args = parser.parse_args()
+    steps = 1500 if args.quick else 4000
+    seconds = 0.5 if args.quick else 2.0
+    started = time.time()
+    result: dict[str, Any] = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "machine": machine(),
+        "versions": versions(),
+        "method": __doc__,
+        "targets": {"adapter_overhead_max": 0.10, "mamujoco_vector_speedup_min_on_2_cores": 1.6},
+    }
+    parts = set(args.parts.split(","))
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if "overhead" in parts:
+        print("LBF overhead ...", flush=True)
+        result["adapter_overhead"] = {"lbf": bench_lbf(args.repeats, steps)}
+        print("MaMuJoCo overhead ...", flush=True)
+        result["adapter_overhead"]["mamujoco"] = bench_mamujoco(args.repeats, steps // 2)
+        print("SMAX overhead (compiles first) ...", flush=True)
+        result["adapter_overhead"]["smax"] = bench_smax(args.repeats, steps // 2)
+    if "vector" in parts:
+        print("VectorEnv scaling ...", flush=True)
+        result["vector_env"] = {
+            "mamujoco": vector_scaling("mamujoco:HalfCheetah-6x1", [1, 2, 4, 8], seconds, 3),
+            "lbf": vector_scaling("lbf:Foraging-8x8-2p-2f-coop-v3", [1, 2, 4, 8], seconds, 3),
+            "available_parallelism": available_parallelism(
+                "mamujoco:HalfCheetah-6x1", 1000 if args.quick else 3000, 3
+            ),
+        }
+    if "smax" in parts:
+        print("SMAX vectorised throughput ...", flush=True)
+        result["smax_vector"] = smax_throughput([1, 8, 64], seconds, 3)
+    for key in ("adapter_overhead", "vector_env", "smax_vector"):  # parts not rerun: keep
+        if key not in result and key in previous:
+            result[key] = previous[key]
+            result.setdefault("parts_kept_from_previous_run", []).append(
+                {"part": key, "date": previous.get("date"), "command": previous.get("command")}
+            )
+    result["machine"]["load_average_at_end"] = list(os.getloadavg())
+    result["wall_s"] = round(time.time() - started, 1)
+    result["summary"] = summary(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+    print(f"wrote {args.out}")
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "adapter_overhead" in result:
+        ov = result["adapter_overhead"]
+        out.update(
+            {
+                "lbf_overhead_vs_gym_make": round(ov["lbf"]["adapter_overhead_vs_gym_make"], 4),
+                "lbf_overhead_vs_unwrapped": round(ov["lbf"]["adapter_overhead_vs_unwrapped"], 4),
+                "mamujoco_overhead": round(ov["mamujoco"]["adapter_overhead_vs_raw"], 4),
+                "mamujoco_overhead_vs_raw_plus_state": round(
+                    ov["mamujoco"]["adapter_overhead_vs_raw_plus_state"], 4
+                ),
+                "smax_overhead": round(ov["smax"]["adapter_overhead_vs_raw"], 4),
+            }
+        )
+    if "vector_env" in result:
+        vec = result["vector_env"]
+        for name in ("mamujoco", "lbf"):
+            out[f"{name}_vector_speedup"] = {
+                k: round(v, 3) for k, v in vec[name]["speedup_vs_one_env"].items()
+            }
+        out["machine_two_process_speedup"] = round(
+            vec["available_parallelism"]["two_process_speedup_median"], 3
+        )
+    if "smax_vector" in result:
+        out["smax_steps_per_s"] = {
+            k: round(v["steps_per_s_median"]) for k, v in result["smax_vector"]["timings"].items()
+        }
+    return out
+
+
+if __name__ == "__main__":
+    main()
