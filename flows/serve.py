@@ -62,8 +62,15 @@ SMOKE_STEPS = 20_000
 
 def deployments() -> list[Any]:
     """The served deployments (names in DEPLOYMENTS); parameters given here are only defaults."""
+    from prefect.deployments.runner import EntrypointType
+
     from .flows import ablate_flow, evaluate_flow, report_flow, train_flow
 
+    # Module entrypoints (`flows.flows:train_flow`): the runs import the package normally.
+    # A file entrypoint (`flows/flows.py:train_flow`) would make Prefect load flows.py as a
+    # top-level module with flows/ on sys.path, where flows/logging.py shadows the standard
+    # library's logging in every process the run spawns (the ablation's process pool).
+    module = EntrypointType.MODULE_PATH
     smoke = {"env": SMOKE_ENV, "algo": "qmix", "steps": SMOKE_STEPS, "seed": 0}
     return [
         train_flow.to_deployment(
@@ -71,9 +78,12 @@ def deployments() -> list[Any]:
             parameters=smoke,
             description=f"QMIX on {SMOKE_ENV} for {SMOKE_STEPS} env steps (minutes on CPU).",
             tags=["smoke"],
+            entrypoint_type=module,
         ),
         train_flow.to_deployment(
-            name="default", description="One training run; unset parameters take TrainConfig's."
+            name="default",
+            description="One training run; unset parameters take TrainConfig's.",
+            entrypoint_type=module,
         ),
         ablate_flow.to_deployment(
             name="lbf-smoke",
@@ -85,14 +95,18 @@ def deployments() -> list[Any]:
             },
             description="QMIX and VDN x 2 seeds on the smoke map, then a report.",
             tags=["smoke"],
+            entrypoint_type=module,
         ),
         evaluate_flow.to_deployment(
-            name="default", description="Greedy evaluation of a run directory (run_dir=...)."
+            name="default",
+            description="Greedy evaluation of a run directory (run_dir=...).",
+            entrypoint_type=module,
         ),
         report_flow.to_deployment(
             name="default",
             parameters={"runs": ["runs"], "out_dir": "runs/report"},
             description="Report of every run under runs/ into runs/report/.",
+            entrypoint_type=module,
         ),
     ]
 

@@ -233,3 +233,14 @@ def test_public_surface_of_the_flows_modules() -> None:
         assert set(module.__all__) == names, name
         for attr in names:
             assert hasattr(module, attr), f"{name}.{attr}"
+
+
+def test_deployments_use_module_entrypoints() -> None:
+    """A file entrypoint (flows/flows.py:...) puts flows/ on sys.path in flow runs, where
+    flows/logging.py shadows the standard library in spawned processes."""
+    from flows.serve import DEPLOYMENTS, deployments
+
+    built = deployments()
+    assert sorted(f"{d.flow_name}/{d.name}" for d in built) == sorted(DEPLOYMENTS)
+    for d in built:
+        assert d.entrypoint.startswith("flows.flows.") and ".py" not in d.entrypoint
