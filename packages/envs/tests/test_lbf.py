@@ -45,6 +45,17 @@ def test_unregistered_id_gets_the_requested_foods_and_sight() -> None:
     assert parse_id("Foraging-8x8-2p-2f-coop-v3")["force_coop"] is True
 
 
+def test_reset_depends_only_on_the_seed() -> None:
+    fresh = make("lbf:Foraging-8x8-2p-2f-coop-v3")
+    used = make("lbf:Foraging-8x8-2p-2f-coop-v3")
+    rng = np.random.default_rng(0)
+    for seed in range(6):
+        step = used.reset(seed=100 + seed)
+        while not step.done:  # move the players around the field
+            step = used.step(np.array([rng.choice(np.flatnonzero(r)) for r in step.avail_actions]))
+        np.testing.assert_array_equal(used.reset(seed=seed).obs, fresh.reset(seed=seed).obs)
+
+
 def test_mask_matches_lbforaging_valid_actions() -> None:
     env = make("lbf:Foraging-8x8-2p-2f-coop-v3")
     step = env.reset(seed=1)

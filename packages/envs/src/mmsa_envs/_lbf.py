@@ -138,6 +138,11 @@ class LBFEnv(MultiAgentEnv):
         return Step(obs, obs.reshape(-1), _MASKS[masks], reward, term, trunc, info)
 
     def _reset(self, seed: int | None) -> Step:
+        # lbforaging spawns players on cells that are free of food *and of the players' old
+        # positions*, so without this a reset depends on the previous episode, not only on the
+        # seed (which would break exact resume from episode seeds).
+        for player in self._raw.players:
+            player.position = None
         nobs, _ = self._raw.reset(seed=seed)
         return self._observe(nobs, 0.0, False, False, {})
 
