@@ -57,3 +57,14 @@ def test_mixer_checks_shapes():
         QMIX(N, 0)
     # leading axes are free: acting uses [B]
     assert mixer(torch.zeros(B, N), torch.zeros(B, S)).shape == (B,)
+
+
+def test_qmix_starts_without_a_state_offset():
+    """The state-only paths start at zero: with Q_i = 0, Q_tot = 0 at init however large the
+    state is (see the README: a large initial offset defeats bootstrapped truncation)."""
+    torch.manual_seed(2)
+    mixer = QMIX(N, S)
+    out = mixer(torch.zeros(T, B, N), 50 * torch.randn(T, B, S))
+    assert out.abs().max() == 0
+    q = torch.randn(T, B, N)
+    assert (mixer(q, torch.randn(T, B, S)) != 0).all()  # still a function of the Q_i

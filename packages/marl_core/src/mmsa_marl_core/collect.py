@@ -10,11 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmsa_envs import VectorEnv
+from mmsa_envs import SMAXVectorEnv, VectorEnv
 
 from .learner import Learner
 
-__all__ = ["Episodes", "run_episodes"]
+__all__ = ["Episodes", "run_episodes", "AnyVectorEnv"]
+
+AnyVectorEnv = VectorEnv | SMAXVectorEnv
+"""What `mmsa_envs.make_vector_env` returns: same `VecStep` contract either way."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class Episodes:
 
 
 def run_episodes(
-    envs: VectorEnv,
+    envs: AnyVectorEnv,
     learner: Learner,
     *,
     explore: bool,

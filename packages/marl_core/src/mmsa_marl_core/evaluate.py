@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmsa_envs import VectorEnv
+from mmsa_envs import make_vector_env
 
 from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from .config import config_from_dict
@@ -45,7 +45,7 @@ def evaluate(
     else:
         payload = load_checkpoint(checkpoint)
     device = torch.device(device)
-    with VectorEnv(
+    with make_vector_env(
         config.env,
         min(n_envs, episodes),
         seed=config.seed + EVAL_SEED_OFFSET,

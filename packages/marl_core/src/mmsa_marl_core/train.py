@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mmsa_envs import EnvSpec, VectorEnv
+from mmsa_envs import EnvSpec, make_vector_env
 
 from .buffer import EpisodeBuffer
 from .checkpoint import (
@@ -43,7 +43,7 @@ from .checkpoint import (
     list_checkpoints,
     save_checkpoint,
 )
-from .collect import Episodes, run_episodes
+from .collect import AnyVectorEnv, Episodes, run_episodes
 from .config import TrainConfig, config_to_dict
 from .learner import Learner, get_algo
 from .metrics import JsonlMetrics, MetricsLogger
@@ -100,7 +100,12 @@ def train(
     loggers: Sequence[MetricsLogger] = (),
     progress: bool = True,
 ) -> TrainResult:
-    """Train `config.algo` on `config.env` into `run_dir` (see the module docstring)."""
+    """Train `config.algo` on `config.env` into `run_dir` (see the module docstring).
+
+    `device` is used as given (resolve 'auto' at the edge). `loggers` receive every metrics
+    line; they belong to the caller, who closes them. `resume=True` continues from the latest
+    readable checkpoint in `run_dir/checkpoints` (or starts fresh when there is none).
+    """
     run_dir, device = Path(run_dir), torch.device(device)
     ckpt_dir = run_dir / "checkpoints"
     if not resume and (list_checkpoints(ckpt_dir) or (run_dir / "metrics.jsonl").exists()):
@@ -112,14 +117,14 @@ def train(
 
     # ------------------------------------------------------------------ build
     entry = get_algo(config.algo)
-    envs = VectorEnv(
+    envs = make_vector_env(
         config.env,
         config.n_envs,
         seed=config.seed,
         env_kwargs=config.env_kwargs,
         processes=config.env_processes,
     )
-    eval_envs = VectorEnv(
+    eval_envs = make_vector_env(
         config.env,
         min(config.n_envs, config.eval_episodes),
         seed=config.seed + EVAL_SEED_OFFSET,
@@ -281,12 +286,10 @@ def train(
         eval_envs.close()
         if metrics_file is not None:
             metrics_file.close()
-        for logger in loggers:
-            logger.close()
 
 
 def evaluate_policy(
-    envs: VectorEnv,
+    envs: AnyVectorEnv,
     learner: Learner,
     n_episodes: int,
     *,
@@ -372,8 +375,8 @@ def _payload(
     learner: Learner,
     buffer: EpisodeBuffer,
     rng: np.random.Generator,
-    envs: VectorEnv,
-    eval_envs: VectorEnv,
+    envs: AnyVectorEnv,
+    eval_envs: AnyVectorEnv,
     metrics_offset: int,
 ) -> dict[str, Any]:
     rng_states: dict[str, Any] = {
@@ -402,8 +405,8 @@ def _restore(
     learner: Learner,
     buffer: EpisodeBuffer,
     rng: np.random.Generator,
-    envs: VectorEnv,
-    eval_envs: VectorEnv,
+    envs: AnyVectorEnv,
+    eval_envs: AnyVectorEnv,
     device: torch.device,
 ) -> _Progress:
     learner.load_state_dict(_to_device(payload["learner"], device))

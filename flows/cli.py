@@ -1,0 +1,201 @@
+"""`mmsa`: the command line.
+
+    mmsa train [--env ID] [--algo qmix|vdn|...] [--steps N] [--seed S] [--device auto|cpu|cuda]
+               [--config FILE.yaml] [--run-dir DIR] [--resume] [key=value ...]
+    mmsa evaluate RUN_DIR [--episodes N] [--device ...]
+    mmsa envs [--all]
+
+`mmsa train` with no arguments trains QMIX on the embedded default LBF map (minutes on a CPU)
+and prints where the results are. Commands call plain functions (`run_train`, `run_evaluate`,
+`list_envs`), so other front ends (Prefect flows, notebooks) share the same path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "run_train", "run_evaluate", "list_envs", "resolve_device", "default_run_dir"]
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; asking for 'cuda' without one fails."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" or re.fullmatch(r"cuda(:\d+)?", device):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"--device {device} was asked for, but torch sees no CUDA device")
+        return device
+    raise ValueError(f"--device {device!r} is not allowed; use auto, cpu or cuda[:N]")
+
+
+def default_run_dir(env: str, algo: str, seed: int, root: Path | str = "runs") -> Path:
+    """`runs/<env>-<algo>-s<seed>-<UTC timestamp>` with the env id made path-safe."""
+    safe_env = re.sub(r"[^A-Za-z0-9._-]+", "_", env)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{safe_env}-{algo}-s{seed}-{stamp}"
+
+
+def run_train(
+    config: Any,
+    run_dir: Path | str | None = None,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    progress: bool = True,
+    tensorboard: bool = True,
+    torch_threads: int | None = 1,
+) -> Any:
+    """Train `config` (a `TrainConfig`) into `run_dir` with TensorBoard logging -> `TrainResult`.
+
+    `torch_threads` sets torch's intra-op threads (None leaves it): MARL's small networks run
+    fastest on one thread, and parallel runs then do not oversubscribe the cores.
+    """
+    import torch
+
+    from mmsa_marl_core import train
+
+    from .logging import TensorBoardLogger
+
+    if torch_threads is not None:
+        if torch_threads < 1:
+            raise ValueError(f"torch_threads={torch_threads} must be >= 1")
+        torch.set_num_threads(torch_threads)
+    if run_dir is None:
+        run_dir = default_run_dir(config.env, config.algo, config.seed)
+    run_dir = Path(run_dir)
+    loggers = [TensorBoardLogger(run_dir / "tb")] if tensorboard else []
+    try:
+        return train(
+            config,
+            run_dir,
+            device=resolve_device(device),
+            resume=resume,
+            loggers=loggers,
+            progress=progress,
+        )
+    finally:
+        for logger in loggers:
+            logger.close()
+
+
+def run_evaluate(run_dir: Path | str, *, episodes: int = 32, device: str = "auto") -> dict:
+    """Greedy evaluation of a run's latest checkpoint."""
+    from mmsa_marl_core import evaluate
+
+    return evaluate(Path(run_dir), episodes=episodes, device=resolve_device(device))
+
+
+def list_envs(show_all: bool = False) -> list[str]:
+    """One line per backend (its ids, or that it is not installed), every id if `show_all`."""
+    from mmsa_envs import backends, registered
+
+    installed = registered(installed_only=True)
+    lines = []
+    for backend in backends():
+        ids = [i for i in installed if i == backend or i.startswith(backend + ":")]
+        if not ids:
+            lines.append(f"{backend:<12} not installed (pip install 'mmsa-envs[{backend}]')")
+            continue
+        examples = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+        lines.append(f"{backend:<12} {len(ids):>5} ids  e.g. {examples}")
+        if show_all:
+            lines.extend(f"    {i}" for i in ids)
+    return lines
+
+
+# ---------------------------------------------------------------------- argparse front end
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmsa", description="MMSA: train and evaluate MARL.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tr = sub.add_parser("train", help="train an algorithm on an env")
+    tr.add_argument("--env", help="env id backend:name (default: the embedded LBF map)")
+    tr.add_argument("--algo", help="qmix, vdn, or any registered algorithm (default qmix)")
+    tr.add_argument("--steps", type=int, help="total env steps")
+    tr.add_argument("--seed", type=int, help="run seed")
+    tr.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    tr.add_argument("--config", type=Path, help="YAML file with TrainConfig keys")
+    tr.add_argument("--run-dir", type=Path, help="default runs/<env>-<algo>-s<seed>-<time>")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
+    tr.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. algo_config.lr=3e-4")
+
+    ev = sub.add_parser("evaluate", help="greedy evaluation of a run's latest checkpoint")
+    ev.add_argument("run_dir", type=Path)
+    ev.add_argument("--episodes", type=int, default=32)
+    ev.add_argument("--device", default="auto")
+
+    en = sub.add_parser("envs", help="list env backends and ids")
+    en.add_argument("--all", action="store_true", help="list every id")
+    return parser
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    from mmsa_marl_core.run_info import read_run_json
+
+    from .config import build_train_config
+
+    base = None
+    if args.resume:
+        if args.run_dir is None:
+            raise ValueError("--resume needs --run-dir (the run to continue)")
+        if (args.run_dir / "run.json").exists():
+            base = read_run_json(args.run_dir)["config"]
+    config = build_train_config(
+        config_file=args.config,
+        overrides=args.overrides,
+        env=args.env,
+        algo=args.algo,
+        steps=args.steps,
+        seed=args.seed,
+        base=base,
+    )
+    run_dir = args.run_dir or default_run_dir(config.env, config.algo, config.seed)
+    device = resolve_device(args.device)
+    print(f"mmsa train: {config.algo} on {config.env}, {config.steps} steps, seed {config.seed}, "
+          f"device {device} -> {run_dir}", flush=True)  # fmt: skip
+    result = run_train(
+        config,
+        run_dir,
+        device=device,
+        resume=args.resume,
+        progress=not args.no_progress,
+        tensorboard=not args.no_tensorboard,
+    )
+    final = ", ".join(f"{k} {v:.3f}" for k, v in result.final_eval.items())
+    print(f"final evaluation: {final}")
+    tb = "" if args.no_tensorboard else f", tb/ (tensorboard --logdir {run_dir})"
+    print(f"results in {run_dir}/: run.json, metrics.jsonl, checkpoints/{tb}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `mmsa` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train_command(args)
+        if args.command == "evaluate":
+            metrics = run_evaluate(args.run_dir, episodes=args.episodes, device=args.device)
+            print(json.dumps(metrics, indent=2))
+            return 0
+        for line in list_envs(show_all=args.all):
+            print(line)
+        return 0
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"mmsa {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

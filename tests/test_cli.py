@@ -1,0 +1,110 @@
+"""`mmsa` command line: config layering, errors by name, and a tiny real run end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows.cli import default_run_dir, main, resolve_device
+from flows.config import build_train_config, load_yaml, merge, parse_overrides
+
+TINY = [
+    "--env", "dummy", "--steps", "120", "--seed", "3", "--device", "cpu", "--no-progress",
+    "n_envs=2", "batch_size=4", "buffer_size=20", "eval_episodes=3", "eval_every=60",
+    "log_every=30", "checkpoint_every=60", "algo_config.agent_hidden=8",
+    "algo_config.mixer_embed_dim=4", "algo_config.hypernet_hidden=8",
+]  # fmt: skip
+
+
+def test_parse_overrides_and_merge():
+    got = parse_overrides(["algo_config.lr=3e-4", "n_envs=4", "env_processes=true", "env=dummy"])
+    assert got == {"algo_config": {"lr": 3e-4}, "n_envs": 4, "env_processes": True, "env": "dummy"}
+    assert merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["n_envs"])
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["a..b=1"])
+
+
+def test_config_layers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("env: dummy\nsteps: 50\nalgo_config:\n  lr: 0.1\n  gamma: 0.9\n")
+    assert load_yaml(path)["steps"] == 50
+    config = build_train_config(
+        config_file=path,
+        overrides=["algo_config.lr=0.2", "seed=7"],
+        steps=99,
+        base={"n_envs": 3, "algo_config": {"agent_hidden": 16}},
+    )
+    assert (config.env, config.steps, config.seed, config.n_envs) == ("dummy", 99, 7, 3)
+    assert (config.algo_config.lr, config.algo_config.gamma, config.algo_config.agent_hidden) == (
+        0.2,
+        0.9,
+        16,
+    )
+    with pytest.raises(ValueError, match="algo_config.lrr"):
+        build_train_config(overrides=["algo_config.lrr=1"])
+    (tmp_path / "bad.yaml").write_text("- a list\n")
+    with pytest.raises(ValueError, match="must hold a mapping"):
+        load_yaml(tmp_path / "bad.yaml")
+
+
+def test_device_and_run_dir_names():
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="not allowed"):
+        resolve_device("tpu")
+    d = default_run_dir("lbf:Foraging-5x5-2p-1f-v3", "qmix", 2)
+    assert d.parent == Path("runs") and d.name.startswith("lbf_Foraging-5x5-2p-1f-v3-qmix-s2-")
+
+
+def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
+    assert main(["train", "--env", "dummy", "--run-dir", str(tmp_path), "n_envz=2"]) == 2
+    assert "unknown config key 'n_envz'" in capsys.readouterr().err
+    assert main(["train", "--resume"]) == 2
+    assert "--resume needs --run-dir" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "nothing")]) == 2
+    assert "not a training run directory" in capsys.readouterr().err
+
+
+def test_train_evaluate_resume_smoke(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", *TINY, "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"results in {run_dir}" in out and "final evaluation: return_mean" in out
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "finished" and info["config"]["seed"] == 3
+    assert info["config"]["algo_config"]["agent_hidden"] == 8
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["kind"] == "eval"
+
+    assert main(["evaluate", str(run_dir), "--episodes", "2", "--device", "cpu"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n_episodes"] == 2 and "return_mean" in metrics
+
+    # --resume with a bigger budget reuses the run's stored config (only --steps changes)
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--steps", "180",
+                 "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["env_steps"] >= 180 and info["config"]["algo_config"]["agent_hidden"] == 8
+    assert main(["train", *TINY, "--run-dir", str(run_dir)]) == 2  # exists, no --resume
+    assert "pass resume=True" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # listing every backend imports jax for smax (~25 s here)
+def test_console_script_and_envs_listing():
+    exe = Path(sys.executable).with_name("mmsa")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "flows.cli"]
+    proc = subprocess.run([*cmd, "train", "--help"], capture_output=True, text=True, check=True)
+    for flag in ("--env", "--algo", "--steps", "--seed", "--device", "--config", "--run-dir",
+                 "--resume", "key=value"):  # fmt: skip
+        assert flag in proc.stdout
+    from flows.cli import list_envs
+
+    lines = list_envs()
+    assert any(line.startswith("dummy") and "3 ids" in line for line in lines)
