@@ -9,11 +9,15 @@ SALE z 64, H=3). Inputs are random tensors of those shapes: the cost does not de
    at once, without gradient, with a uniform policy over the decoded available actions (what a
    learner's rollout does, minus its agent network).
 3. the same two at torch threads 1 and 2; and a profile of the update's top operators.
+4. `--ablate`: the accuracy behind the README's departures from DESIGN.md. Random-policy episodes
+   of real LBF (`lbf:Foraging-5x5-2p-1f-v3`, 25 steps, through mmsa_envs; 256 to train, 32 held
+   out), 500 updates of 16 episodes, hidden 64 (the learning test's setting), one seed per
+   variant; figure: 1-step open-loop state MSE on the held-out episodes against copying `s_t`.
 
 Reported figures are medians over `--repeats` timed runs after warm-up. The machine is shared:
 compare figures from one run only.
 
-Usage: .venv/bin/python bench/worldmodel.py [--repeats 20] [--quick]
+Usage: .venv/bin/python bench/worldmodel.py [--repeats 20] [--quick] [--ablate]
 """
 
 from __future__ import annotations
@@ -27,14 +31,15 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from mmsa_worldmodel import ModelState, WorldModel, WorldModelConfig
+from mmsa_worldmodel import ModelState, WorldModel, WorldModelConfig, open_loop_error
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "worldmodel.json"
@@ -150,6 +155,117 @@ def profile_update(rows: int = 12) -> list[dict[str, Any]]:
     ]
 
 
+# ---------------------------------------------------------------------- ablation
+ABLATE_ENV = "lbf:Foraging-5x5-2p-1f-v3"
+ABLATE_BASE = WorldModelConfig(
+    deter_dim=64,
+    stoch_per_agent=8,
+    hidden=64,
+    embed_dim=64,
+    vae1_latent_dim=16,
+    sale_zs_dim=32,
+    sale_hidden=64,
+    phi_dim=32,
+    state_scale=10.0,
+    obs_scale=10.0,
+)
+ABLATE_VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "detach_sale=True (TD7-style)": {"detach_sale": True},
+    "vae1_kl_scale=1.0": {"vae1_kl_scale": 1.0},
+    "layer_norm=False": {"layer_norm": False},
+    "state_scale=obs_scale=1": {"state_scale": 1.0, "obs_scale": 1.0},
+    "kl_balance=0.5 (No-KLB)": {"kl_balance": 0.5},
+    "use_sale=False (No-SALE)": {"use_sale": False},
+}
+
+
+def record(env_id: str, episodes: int, seed: int) -> Batch:
+    """Random-policy episodes (uniform over available actions) through mmsa_envs, padded."""
+    from mmsa_envs import make
+
+    env = make(env_id, max_episode_steps=25)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(episodes):
+        step = env.reset(seed=seed * 1000 + i)
+        obs, state, avail, action, reward = [step.obs], [step.state], [step.avail_actions], [], []
+        while not step.done:
+            act = (rng.random(step.avail_actions.shape) * step.avail_actions).argmax(-1)
+            step = env.step(act)
+            obs.append(step.obs)
+            state.append(step.state)
+            avail.append(step.avail_actions)
+            action.append(act)
+            reward.append(step.reward)
+        rows.append((obs, state, avail, action, reward, step.terminated))
+    env.close()
+    t = max(len(r[3]) for r in rows)
+    out = {
+        "obs": torch.zeros(t + 1, episodes, *rows[0][0][0].shape),
+        "state": torch.zeros(t + 1, episodes, *rows[0][1][0].shape),
+        "avail_actions": torch.zeros(t + 1, episodes, *rows[0][2][0].shape, dtype=torch.bool),
+        "action": torch.zeros(t, episodes, len(rows[0][3][0]), dtype=torch.int64),
+        "reward": torch.zeros(t, episodes),
+        "terminated": torch.zeros(t, episodes),
+        "mask": torch.zeros(t, episodes),
+    }
+    for b, (obs, state, avail, action, reward, terminated) in enumerate(rows):
+        n = len(action)
+        out["obs"][: n + 1, b] = torch.as_tensor(np.stack(obs))
+        out["state"][: n + 1, b] = torch.as_tensor(np.stack(state))
+        out["avail_actions"][: n + 1, b] = torch.as_tensor(np.stack(avail))
+        out["action"][:n, b] = torch.as_tensor(np.stack(action))
+        out["reward"][:n, b] = torch.as_tensor(reward)
+        out["terminated"][n - 1, b] = float(terminated)
+        out["mask"][:n, b] = 1.0
+    return Batch(**out)
+
+
+def ablate(updates: int = 500) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    train, held_out = record(ABLATE_ENV, 256, seed=1), record(ABLATE_ENV, 32, seed=2)
+    _, _, n_agents, obs_dim = train.obs.shape
+    results = {}
+    for name, overrides in ABLATE_VARIANTS.items():
+        torch.manual_seed(0)
+        model = WorldModel(
+            n_agents=n_agents,
+            obs_dim=obs_dim,
+            state_dim=train.state.shape[-1],
+            n_actions=train.avail_actions.shape[-1],
+            action_kind="discrete",
+            config=replace(ABLATE_BASE, **overrides),
+        )
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        rng = torch.Generator().manual_seed(0)
+        start = time.perf_counter()
+        for _ in range(updates):
+            rows = torch.randint(0, train.mask.shape[1], (16,), generator=rng)
+            batch = Batch(*(getattr(train, f.name)[:, rows] for f in fields(train)))
+            total, _ = model.loss(batch)
+            optimizer.zero_grad()
+            total.backward()
+            optimizer.step()
+        model.eval()
+        errors = open_loop_error(model, held_out, horizon=3)
+        results[name] = {
+            "overrides": overrides,
+            "state_mse_k1_k2_k3": [round(v, 4) for v in errors["state"]],
+            "copy_last_mse_k1_k2_k3": [round(v, 4) for v in errors["state_copy"]],
+            "train_s": round(time.perf_counter() - start, 1),
+        }
+        print(f"{name:32s} 1-step {errors['state'][0]:.3f} (copy {errors['state_copy'][0]:.3f})")
+    return {
+        "env": ABLATE_ENV,
+        "train_episodes": 256,
+        "held_out_episodes": 32,
+        "updates": updates,
+        "base_config": asdict(ABLATE_BASE),
+        "variants": results,
+    }
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor()
     try:
@@ -182,6 +298,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="3 repeats, no profile")
+    parser.add_argument("--ablate", action="store_true", help="also run the accuracy ablation")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
@@ -197,6 +314,8 @@ def main() -> None:
     }
     if not args.quick:
         result["update_profile_top_ops"] = profile_update()
+    if args.ablate:
+        result["ablation"] = ablate()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for row in result["results"]:

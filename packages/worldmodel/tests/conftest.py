@@ -1,13 +1,12 @@
 """Shared fixtures: a small `EpisodeBatch` dataclass, recorded episodes and tiny model sizes.
 
 Sizes are mutually distinct (T=5, B=4, N=3, O=7, S=11, A=6; Dh=16, Dy=12, X=5, Z=8) so a
-swapped axis fails loudly. Episodes come from real envs: mmsa_envs' deterministic `dummy` env and
-lbforaging through gymnasium.
+swapped axis fails loudly. Episodes come from real envs through mmsa_envs: the deterministic
+`dummy` env and LBF (lbforaging).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
@@ -75,22 +74,25 @@ def stack_episodes(episodes: list[Episode], length: int | None = None) -> Batch:
     )
 
 
-def record_dummy(episodes: int, seed: int, action_kind: str = "discrete") -> Batch:
-    """Random-policy episodes of mmsa_envs' deterministic dummy env (N=3, O=7, S=11, A=6, T<=5)."""
+def record(env_id: str, episodes: int, seed: int, **env_kwargs: object) -> Batch:
+    """Random-policy episodes of a real mmsa_envs env (uniform over the available actions, or
+    uniform in the bounds for continuous actions), padded into a `Batch`."""
     from mmsa_envs import make
 
-    env = make("dummy" if action_kind == "discrete" else "dummy:continuous")
+    env = make(env_id, **env_kwargs)
+    spec = env.spec
     rng = np.random.default_rng(seed)
     out = []
     for i in range(episodes):
         step = env.reset(seed=seed * 1000 + i)
         ep = Episode([step.obs], [step.state], [step.avail_actions], [], [], False)
         while not step.done:
-            if action_kind == "discrete":
+            if spec.discrete:
                 logits = rng.random(step.avail_actions.shape) * step.avail_actions
                 act = logits.argmax(-1).astype(np.int64)
             else:
-                act = rng.uniform(-1, 1, (N, A)).astype(np.float32)
+                low, high = np.asarray(spec.action_low), np.asarray(spec.action_high)
+                act = rng.uniform(low, high, (spec.n_agents, spec.n_actions)).astype(np.float32)
             step = env.step(act)
             ep.obs.append(step.obs)
             ep.state.append(step.state)
@@ -103,59 +105,9 @@ def record_dummy(episodes: int, seed: int, action_kind: str = "discrete") -> Bat
     return stack_episodes(out)
 
 
-def lbf_state(env) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Global LBF state: (row, col, level) of every player, then of every food (-1, -1, 0 once
-    eaten), the layout of LBF's own observation triplets."""
-    u = env.unwrapped
-    players = [(*p.position, p.level) for p in u.players]
-    rows, cols = np.nonzero(u.field)
-    food = [(r, c, u.field[r, c]) for r, c in zip(rows, cols, strict=True)]
-    food += [(-1, -1, 0)] * (u.max_num_food - len(food))
-    return np.asarray(players + food, np.float32).reshape(-1)
-
-
-def record_lbf(env_id: str, episodes: int, seed: int, max_steps: int) -> Batch:
-    """Random-policy LBF episodes (uniform over valid actions), recorded with real lbforaging."""
-    gym = pytest.importorskip("gymnasium")
-    pytest.importorskip("lbforaging")
-    with warnings.catch_warnings():
-        # gymnasium's passive checker warns that LBF's reward is a list (one per player).
-        warnings.simplefilter("ignore", UserWarning)
-        return _record_lbf(gym.make(env_id, max_episode_steps=max_steps), episodes, seed)
-
-
-def _record_lbf(env, episodes: int, seed: int) -> Batch:  # type: ignore[no-untyped-def]
-    u = env.unwrapped
-    n_actions = 6
-    rng = np.random.default_rng(seed)
-
-    def avail() -> np.ndarray:
-        mask = np.zeros((u.n_agents, n_actions), bool)
-        for i, p in enumerate(u.players):
-            mask[i, [a.value for a in u._valid_actions[p]]] = True
-        return mask
-
-    out = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed * 1000 + i)
-        ep = Episode([np.stack(obs)], [lbf_state(env)], [avail()], [], [], False)
-        done = False
-        while not done:
-            logits = rng.random((u.n_agents, n_actions)) * ep.avail[-1]
-            act = logits.argmax(-1).astype(np.int64)
-            obs, reward, terminated, truncated, _ = env.step(tuple(int(a) for a in act))
-            # lbforaging reports its own time-out as terminated: only "no food left" ends it.
-            terminated = bool(terminated) and not u.field.any()
-            done = terminated or truncated or u._game_over
-            ep.obs.append(np.stack(obs))
-            ep.state.append(lbf_state(env))
-            ep.avail.append(avail())
-            ep.action.append(act)
-            ep.reward.append(float(np.sum(reward)))
-            ep.terminated = terminated
-        out.append(ep)
-    env.close()
-    return stack_episodes(out)
+def record_dummy(episodes: int, seed: int, action_kind: str = "discrete") -> Batch:
+    """Episodes of mmsa_envs' deterministic dummy env (N=3, O=7, S=11, A=6, T<=5)."""
+    return record("dummy" if action_kind == "discrete" else "dummy:continuous", episodes, seed)
 
 
 def random_batch(
@@ -215,7 +167,7 @@ def wm() -> SimpleNamespace:
         make_model=make_model,
         random_batch=random_batch,
         record_dummy=record_dummy,
-        record_lbf=record_lbf,
+        record=record,
         stack_episodes=stack_episodes,
     )
 

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mmsa_worldmodel._batch import check_batch
+from mmsa_worldmodel._batch import prepare_batch
 
 
 def _check(wm: SimpleNamespace, batch: object, discrete: bool = True):  # type: ignore[no-untyped-def]
-    return check_batch(
+    return prepare_batch(
         batch,  # type: ignore[arg-type]
         n_agents=wm.N,
         obs_dim=wm.O,
@@ -22,11 +22,22 @@ def _check(wm: SimpleNamespace, batch: object, discrete: bool = True):  # type: 
     )
 
 
-def test_a_good_batch_gives_its_sizes(wm: SimpleNamespace, generator: torch.Generator) -> None:
-    dims = _check(wm, wm.random_batch(generator))
-    assert (dims.T, dims.B) == (wm.T, wm.B)
-    dims = _check(wm, wm.random_batch(generator, action_kind="continuous"), discrete=False)
-    assert (dims.T, dims.B) == (wm.T, wm.B)
+def test_a_good_batch_keeps_its_real_rows_and_zeros_padding(
+    wm: SimpleNamespace, generator: torch.Generator
+) -> None:
+    for kind in ("discrete", "continuous"):
+        batch = wm.random_batch(generator, action_kind=kind)
+        batch.obs[-1, 0] = float("nan")  # episode 0 is padded from t = T-2 on
+        batch.action[-1, 0] = -1 if kind == "discrete" else float("inf")
+        data = _check(wm, batch, discrete=kind == "discrete")
+        real, real_state = data.real, data.real_state
+        assert real.shape == (wm.T, wm.B) and real_state.shape == (wm.T + 1, wm.B)
+        assert torch.equal(real, batch.mask > 0)
+        assert torch.equal(real_state, torch.cat([real[:1], real]))
+        assert torch.equal(data.obs[real_state], batch.obs[real_state])
+        assert torch.equal(data.action[real], batch.action[real])
+        assert not data.obs[~real_state].any() and not data.action[~real].any()
+        assert not data.reward[~real].any() and data.reward.dtype == torch.float32
 
 
 @pytest.mark.parametrize(
@@ -37,7 +48,11 @@ def test_a_good_batch_gives_its_sizes(wm: SimpleNamespace, generator: torch.Gene
         ("state", lambda b: b.state[:-1], r"state has shape \[5, 4, 11\]; expected"),
         ("avail_actions", lambda b: b.avail_actions.float(), "avail_actions must be bool"),
         ("action", lambda b: b.action.float(), "action must be int64"),
-        ("action", lambda b: b.action + 6, r"discrete actions must lie in \[0, A=6\)"),
+        (
+            "action",
+            lambda b: b.action + 6,
+            r"at real steps; discrete actions must lie in \[0, A=6\)",
+        ),
         ("action", lambda b: b.action[:, :, :2], r"action has shape \[5, 4, 2\]"),
         ("reward", lambda b: b.reward[None], r"reward has shape \[1, 5, 4\]; expected \[T=5"),
         ("mask", lambda b: b.mask[:-1], r"mask has shape \[4, 4\]"),

@@ -177,12 +177,12 @@ def test_padding_is_ignored(wm: SimpleNamespace, generator: torch.Generator) -> 
         terminated=batch.terminated.clone(),
     )
     end = int(lengths[0])
-    garbage.obs[end + 1 :, 0] = 1e3
-    garbage.state[end + 1 :, 0] = -1e3
+    garbage.obs[end + 1 :, 0] = float("nan")
+    garbage.state[end + 1 :, 0] = float("inf")
     garbage.avail_actions[end + 1 :, 0] = ~garbage.avail_actions[end + 1 :, 0]
-    garbage.action[end:, 0] = 5 - garbage.action[end:, 0]
-    garbage.reward[end:, 0] = 77.0
-    garbage.terminated[end:, 0] = 1.0
+    garbage.action[end:, 0] = -1
+    garbage.reward[end:, 0] = float("nan")
+    garbage.terminated[end:, 0] = 7.0
     results = []
     for data in (batch, garbage):
         model.zero_grad()

@@ -12,34 +12,64 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["EpisodeBatch", "BatchDims", "check_batch", "shape_str"]
+__all__ = ["EpisodeBatch", "PreparedBatch", "prepare_batch", "shape_str"]
 
 
 class EpisodeBatch(Protocol):
-    """Whole episodes, time-major, padded to the longest (row `T` is the final observation)."""
+    """Whole episodes, time-major, padded to the longest (row `T` is the final observation).
 
-    obs: Tensor
-    """`[T+1, B, N, O]` float per-agent observations."""
-    state: Tensor
-    """`[T+1, B, S]` float global states."""
-    avail_actions: Tensor
-    """`[T+1, B, N, A]` bool available actions (all true for continuous actions)."""
-    action: Tensor
-    """`[T, B, N]` int64 (discrete) or `[T, B, N, A]` float (continuous) actions taken at t."""
-    reward: Tensor
-    """`[T, B]` team reward of the transition t -> t+1."""
-    terminated: Tensor
-    """`[T, B]` 1 where the episode truly ended at t+1 (not a time-out)."""
-    mask: Tensor
-    """`[T, B]` 1 where a real transition happens at t, 0 on padding."""
+    Read-only members, so frozen dataclasses (e.g. `mmsa_marl_core.Batch`) satisfy it.
+    """
+
+    @property
+    def obs(self) -> Tensor:
+        """`[T+1, B, N, O]` float per-agent observations."""
+        ...
+
+    @property
+    def state(self) -> Tensor:
+        """`[T+1, B, S]` float global states."""
+        ...
+
+    @property
+    def avail_actions(self) -> Tensor:
+        """`[T+1, B, N, A]` bool available actions (all true for continuous actions)."""
+        ...
+
+    @property
+    def action(self) -> Tensor:
+        """`[T, B, N]` int64 (discrete) or `[T, B, N, A]` float (continuous) actions taken at t."""
+        ...
+
+    @property
+    def reward(self) -> Tensor:
+        """`[T, B]` team reward of the transition t -> t+1."""
+        ...
+
+    @property
+    def terminated(self) -> Tensor:
+        """`[T, B]` 1 where the episode truly ended at t+1 (not a time-out)."""
+        ...
+
+    @property
+    def mask(self) -> Tensor:
+        """`[T, B]` 1 where a real transition happens at t, 0 on padding."""
+        ...
 
 
 @dataclass(frozen=True)
-class BatchDims:
-    """Sizes read from a checked batch."""
+class PreparedBatch:
+    """A checked batch with padding zeroed, so whatever padded rows held (even NaN or inf)
+    reaches neither a loss nor a gradient (0 * NaN is NaN: masking outputs is not enough)."""
 
-    T: int
-    B: int
+    obs: Tensor  # [T+1, B, N, O]
+    state: Tensor  # [T+1, B, S]
+    avail_actions: Tensor  # [T+1, B, N, A] bool
+    action: Tensor  # [T, B, N] int64 | [T, B, N, A] float
+    reward: Tensor  # [T, B] float
+    terminated: Tensor  # [T, B] float
+    real: Tensor  # [T, B] bool: the transition t is real
+    real_state: Tensor  # [T+1, B] bool: s_t is real (s_0 when the episode has a transition)
 
 
 def shape_str(letters: str, sizes: tuple[int, ...]) -> str:
@@ -65,7 +95,7 @@ def _expect(name: str, value: Tensor, letters: str, expected: tuple[int, ...]) -
         )
 
 
-def check_batch(
+def prepare_batch(
     batch: EpisodeBatch,
     *,
     n_agents: int,
@@ -73,8 +103,8 @@ def check_batch(
     state_dim: int,
     n_actions: int,
     discrete: bool,
-) -> BatchDims:
-    """Check every field of `batch` against the model's sizes; return `T` and `B`.
+) -> PreparedBatch:
+    """Check every field of `batch` against the model's sizes and zero its padding.
 
     Raises `ValueError`/`TypeError` naming the field, its shape and the expected one.
     """
@@ -101,11 +131,6 @@ def check_batch(
             raise ValueError(
                 f"EpisodeBatch.action must be int64 for discrete actions, got {action.dtype}"
             )
-        if action.numel() and (int(action.min()) < 0 or int(action.max()) >= a):
-            raise ValueError(
-                f"EpisodeBatch.action holds values in [{int(action.min())}, {int(action.max())}]; "
-                f"discrete actions must lie in [0, A={a}) (pad with 0, not -1)"
-            )
     else:
         _expect("action", action, "T,B,N,A", (t, b, n, a))
         if not action.is_floating_point():
@@ -117,4 +142,28 @@ def check_batch(
     for name in ("obs", "state"):
         if not _field(batch, name).is_floating_point():
             raise ValueError(f"EpisodeBatch.{name} must be float, got {_field(batch, name).dtype}")
-    return BatchDims(T=t, B=b)
+    real = batch.mask > 0
+    if discrete:
+        taken = action[real]
+        if taken.numel() and (int(taken.min()) < 0 or int(taken.max()) >= a):
+            raise ValueError(
+                f"EpisodeBatch.action holds values in [{int(taken.min())}, {int(taken.max())}] "
+                f"at real steps; discrete actions must lie in [0, A={a})"
+            )
+    real_state = torch.cat([real[:1], real], dim=0)
+    dtype = obs.dtype
+
+    def keep(value: Tensor, where: Tensor) -> Tensor:
+        where = where.reshape(*where.shape, *([1] * (value.ndim - where.ndim)))
+        return torch.where(where, value, torch.zeros((), dtype=value.dtype, device=value.device))
+
+    return PreparedBatch(
+        obs=keep(obs, real_state),
+        state=keep(batch.state, real_state),
+        avail_actions=keep(avail, real_state),
+        action=keep(action, real),
+        reward=keep(batch.reward.to(dtype), real),
+        terminated=keep(batch.terminated.to(dtype), real),
+        real=real,
+        real_state=real_state,
+    )

@@ -28,12 +28,6 @@ def _masked_mean(value: Tensor, weight: Tensor) -> float:
     return float((value * weight).sum()) / total if total > 0 else math.nan
 
 
-def _state_mask(batch: EpisodeBatch) -> Tensor:
-    """`[T+1, B]` float: model state t is real (m_0 when the episode has a transition)."""
-    real = (batch.mask > 0).float()
-    return torch.cat([real[:1], real], dim=0)
-
-
 @torch.no_grad()
 def open_loop_error(model: WorldModel, batch: EpisodeBatch, horizon: int) -> dict[str, list[float]]:
     """k-step open-loop prediction error, k = 1..horizon, averaged over every start t.
@@ -48,15 +42,16 @@ def open_loop_error(model: WorldModel, batch: EpisodeBatch, horizon: int) -> dic
     """
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
         raise ValueError(f"open_loop_error: horizon={horizon!r} must be a positive int")
-    posterior = model._observe_all(batch, sample=False).posterior
-    steps, size = batch.mask.shape
-    real = F.pad((batch.mask > 0).float(), (0, 0, 0, horizon))  # [T+H, B]
-    action = batch.action
+    seen = model._observe_all(batch, sample=False)
+    posterior, data = seen.posterior, seen.data
+    steps, size = data.real.shape
+    real = F.pad(data.real.float(), (0, 0, 0, horizon))  # [T+H, B]
+    action = data.action
     pad_action = torch.zeros((horizon, *action.shape[1:]), dtype=action.dtype, device=action.device)
     action = torch.cat([action, pad_action], dim=0)  # [T+H, B, N(, A)]
-    state = torch.cat([batch.state, batch.state[-1:].expand(horizon, -1, -1)], dim=0)
-    obs = torch.cat([batch.obs, batch.obs[-1:].expand(horizon, -1, -1, -1)], dim=0)
-    reward = F.pad(batch.reward.float(), (0, 0, 0, horizon))
+    state = torch.cat([data.state, data.state[-1:].expand(horizon, -1, -1)], dim=0)
+    obs = torch.cat([data.obs, data.obs[-1:].expand(horizon, -1, -1, -1)], dim=0)
+    reward = F.pad(data.reward, (0, 0, 0, horizon))
     # Start from m_0 .. m_{T-1}, flattened to [T*B, ...].
     start = ModelState(posterior.deter[:-1].flatten(0, 1), posterior.stoch[:-1].flatten(0, 1))
 
@@ -80,10 +75,10 @@ def open_loop_error(model: WorldModel, batch: EpisodeBatch, horizon: int) -> dic
             _masked_mean((reward_hat - reward[k - 1 : k - 1 + steps]).pow(2), weight)
         )
         out["state_copy"].append(
-            _masked_mean((batch.state[:-1] - target_state).pow(2).mean(-1), weight)
+            _masked_mean((data.state[:-1] - target_state).pow(2).mean(-1), weight)
         )
         out["obs_copy"].append(
-            _masked_mean((batch.obs[:-1] - target_obs).pow(2).mean((-2, -1)), weight)
+            _masked_mean((data.obs[:-1] - target_obs).pow(2).mean((-2, -1)), weight)
         )
     return out
 
@@ -94,7 +89,7 @@ def kl_per_step(model: WorldModel, batch: EpisodeBatch) -> list[float]:
     (length T+1; NaN where no episode is that long)."""
     seen = model._observe_all(batch, sample=False)
     kl = kl_gaussian(seen.post_dist, seen.prior_dist).sum(-1)  # [T+1, B]
-    weight = _state_mask(batch)
+    weight = seen.data.real_state.float()
     count = weight.sum(1)
     per_step = (kl * weight).sum(1) / count.clamp(min=1.0)
     return [
@@ -115,8 +110,8 @@ def posterior_collapse(
     if not threshold > 0:
         raise ValueError(f"posterior_collapse: threshold={threshold!r} must be > 0")
     seen = model._observe_all(batch, sample=False)
-    state_weight = _state_mask(batch).unsqueeze(-1)
-    step_weight = (batch.mask > 0).float().unsqueeze(-1)
+    state_weight = seen.data.real_state.float().unsqueeze(-1)
+    step_weight = seen.data.real.float().unsqueeze(-1)
     kl_y = (kl_gaussian(seen.post_dist, seen.prior_dist) * state_weight).sum((0, 1))
     kl_x = (kl_standard_normal(seen.x_dist) * step_weight).sum((0, 1))
     kl_y = kl_y / state_weight.sum().clamp(min=1.0)

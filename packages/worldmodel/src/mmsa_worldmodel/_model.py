@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._batch import EpisodeBatch, check_batch
+from ._batch import EpisodeBatch, prepare_batch
 from ._config import WorldModelConfig
 from ._embedding import JointEmbedding
 from ._gaussian import kl_balanced, kl_gaussian, kl_standard_normal
@@ -182,7 +182,7 @@ class WorldModel(nn.Module):
     def _observe_all(self, batch: EpisodeBatch, sample: bool = True) -> Observation:
         """`observe` plus the distributions and VAE-1 terms that `losses` needs; with
         `sample=False` (diagnostics) `x` and `y` are the means instead of samples."""
-        check_batch(
+        data = prepare_batch(
             batch,
             n_agents=self.n_agents,
             obs_dim=self.obs_dim,
@@ -190,10 +190,10 @@ class WorldModel(nn.Module):
             n_actions=self.n_actions,
             discrete=self.discrete,
         )
-        state, obs = batch.state, batch.obs
+        state, obs = data.state, data.obs
         b = state.shape[1]
         # Joint SALE of the real (s_t, a_t) and VAE-1, for all t at once.
-        u, sale_error = self.embedding.sequence(state, self.joint_action(batch.action))
+        u, sale_error = self.embedding.sequence(state, self.joint_action(data.action))
         x_dist = self.vae1.encode(u)
         x = x_dist.rsample() if sample else x_dist.mean
         u_rec = self.vae1.decode(x)
@@ -213,6 +213,7 @@ class WorldModel(nn.Module):
             x_dist=x_dist,
             u_rec=u_rec,
             sale_error=sale_error,
+            data=data,
         )
 
     def observe(self, batch: EpisodeBatch) -> tuple[ModelState, ModelState]:
@@ -323,26 +324,26 @@ class WorldModel(nn.Module):
         reward, continue, vae1_rec, vae1_kl and sale (with SALE only).
         """
         seen = self._observe_all(batch)
-        dec, c = self.decoders, self.config
+        data, dec, c = seen.data, self.decoders, self.config
         features = self.features(seen.posterior)  # [T+1, B, D]
         dtype = features.dtype
         # Per model state m_0..m_T: Gaussian (unit variance) and Bernoulli NLLs, balanced KL.
         per_state = {
-            "state": 0.5 * (dec.state_mean(features) - batch.state).pow(2).sum(-1),
-            "obs": 0.5 * (dec.obs_mean(features) - batch.obs).pow(2).sum((-2, -1)),
+            "state": 0.5 * (dec.state_mean(features) - data.state).pow(2).sum(-1),
+            "obs": 0.5 * (dec.obs_mean(features) - data.obs).pow(2).sum((-2, -1)),
         }
         avail_logits = dec.avail_logits(features)
         if avail_logits is not None:
             per_state["avail"] = F.binary_cross_entropy_with_logits(
-                avail_logits, batch.avail_actions.to(dtype), reduction="none"
+                avail_logits, data.avail_actions.to(dtype), reduction="none"
             ).sum((-2, -1))
         per_state["kl"] = kl_balanced(seen.post_dist, seen.prior_dist, c.kl_balance, c.free_nats)
         losses = {name: _fold_initial(value) for name, value in per_state.items()}
         # Per transition: reward and continue flag are read from m_{t+1} (DreamerV2).
         next_features = features[1:]
-        losses["reward"] = 0.5 * (dec.reward_mean(next_features) - batch.reward.to(dtype)).pow(2)
+        losses["reward"] = 0.5 * (dec.reward_mean(next_features) - data.reward).pow(2)
         losses["continue"] = F.binary_cross_entropy_with_logits(
-            dec.continue_logit(next_features), 1.0 - batch.terminated.to(dtype), reduction="none"
+            dec.continue_logit(next_features), 1.0 - data.terminated, reduction="none"
         )
         # VAE-1: reconstruct u_t (target without gradient, so u is not shaped to be easy to
         # reconstruct) and keep x_t close to N(0, I).
@@ -350,15 +351,15 @@ class WorldModel(nn.Module):
         losses["vae1_kl"] = kl_standard_normal(seen.x_dist).sum(-1)
         if seen.sale_error is not None:
             losses["sale"] = seen.sale_error
-        real = batch.mask > 0
+        real = data.real
         zero = torch.zeros((), dtype=dtype, device=features.device)
         losses = {name: torch.where(real, value, zero) for name, value in losses.items()}
-        return losses, self._metrics(seen, real)
+        return losses, self._metrics(seen)
 
-    def _metrics(self, seen: Observation, real: Tensor) -> dict[str, float]:
+    def _metrics(self, seen: Observation) -> dict[str, float]:
         with torch.no_grad():
-            state_real = torch.cat([real[:1], real], dim=0).to(seen.u.dtype)  # m_0..m_T
-            transition_real = real.to(seen.u.dtype)
+            state_real = seen.data.real_state.to(seen.u.dtype)  # m_0..m_T
+            transition_real = seen.data.real.to(seen.u.dtype)
             states = state_real.sum().clamp(min=1.0)
             transitions = transition_real.sum().clamp(min=1.0)
             kl = kl_gaussian(seen.post_dist, seen.prior_dist).sum(-1)

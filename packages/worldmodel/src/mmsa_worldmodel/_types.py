@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from torch import Tensor
 
+from ._batch import PreparedBatch
 from ._gaussian import Gaussian
 
 __all__ = ["ModelState", "Imagination", "Observation", "Policy"]
@@ -52,3 +53,4 @@ class Observation(NamedTuple):
     x_dist: Gaussian  # [T, B, X]
     u_rec: Tensor  # [T, B, U]
     sale_error: Tensor | None  # [T, B]
+    data: PreparedBatch  # the checked batch, padding zeroed
