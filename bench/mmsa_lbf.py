@@ -1,0 +1,202 @@
+"""MMSA vs QMIX vs VDN on LBF at equal env steps, plus MMSA's four ablations on one map.
+
+Every run is a real `mmsa_marl_core.train` run in `--runs-dir/<map>/<variant>/s<seed>`; the
+script can be killed at any time and started again with the same arguments: finished runs are
+skipped and unfinished ones resume exactly from their last checkpoint. After every finished run
+it rewrites `--out` (bench/results/mmsa_lbf.json) with the final greedy-evaluation return of
+each run and, per (map, variant), the IQM over seeds with a stratified-bootstrap 95% interval
+(rliable, through `flows.stats.aggregate`), next to the paper's 2M-step numbers.
+
+    # background, resumable (same command to continue):
+    nohup .venv/bin/python bench/mmsa_lbf.py > runs/mmsa_lbf.log 2>&1 &
+    .venv/bin/python bench/mmsa_lbf.py --report-only     # rewrite the JSON from what finished
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+MAPS = ("lbf:Foraging-2s-8x8-2p-2f-coop-v3", "lbf:Foraging-10x10-3p-5f-v3")
+ALGOS = ("mmsa", "qmix", "vdn")
+ABLATIONS = ("no_wm", "no_sale", "no_klb", "no_gs")
+PAPER_2M = {MAPS[0]: 0.93, MAPS[1]: 0.53}
+"""Final MMSA returns the paper reports at 2M env steps (lbforaging v2 ids)."""
+
+
+def variants(args: argparse.Namespace) -> list[tuple[str, str, int]]:
+    """(map, variant, seed) in the order they run: seed-major, so that partial results cover
+    every cell with as many seeds as possible."""
+    out = []
+    for seed in args.seeds:
+        for env in args.maps:
+            out += [(env, algo, seed) for algo in args.algos]
+        if seed in args.ablation_seeds:
+            out += [(args.maps[0], f"mmsa-{a}", seed) for a in args.ablations]
+    return out
+
+
+def run_config(args: argparse.Namespace, env: str, variant: str, seed: int) -> dict[str, Any]:
+    """One run's TrainConfig as plain data; every variant shares the loop and QMIX settings."""
+    algo, _, ablation = variant.partition("-")
+    algo_config: dict[str, Any] = {
+        "epsilon_anneal_steps": args.steps // 2,
+        "standardise_rewards": True,  # EPyMARL's LBF setting
+    }
+    if algo == "mmsa":
+        algo_config["ablation"] = ablation or "none"
+    return {
+        "env": env,
+        "algo": algo,
+        "steps": args.steps,
+        "seed": seed,
+        "n_envs": args.n_envs,
+        "batch_size": 32,
+        "buffer_size": 5000,
+        "updates_per_episode": args.updates_per_episode,
+        "log_every": max(args.steps // 20, 1),
+        "eval_every": max(args.steps // 10, 1),
+        "eval_episodes": 32,
+        "checkpoint_every": max(args.steps // 5, 1),
+        "keep_checkpoints": 1,
+        "algo_config": algo_config,
+    }
+
+
+def run_dir(args: argparse.Namespace, env: str, variant: str, seed: int) -> Path:
+    return args.runs_dir / env.replace(":", "_") / variant / f"s{seed}"
+
+
+def status(path: Path) -> str:
+    info = path / "run.json"
+    return json.loads(info.read_text()).get("status", "?") if info.exists() else "absent"
+
+
+def one_run(job: tuple[dict[str, Any], str]) -> tuple[str, float]:
+    """Train (or resume) one run in a worker process; returns (run dir, wall seconds)."""
+    import torch
+
+    from mmsa_marl_core import config_from_dict, train
+    from mmsa_marl_core.checkpoint import list_checkpoints
+
+    torch.set_num_threads(1)
+    config_data, path_str = job
+    path = Path(path_str)
+    start = time.time()
+    if status(path) == "finished":
+        return path_str, 0.0
+    resume = bool(list_checkpoints(path / "checkpoints"))
+    if not resume and path.exists():
+        shutil.rmtree(path)  # started but never checkpointed: start again
+    train(config_from_dict(config_data), path, progress=False, resume=resume)
+    return path_str, time.time() - start
+
+
+def final_return(path: Path) -> tuple[float, list[tuple[int, float]]] | None:
+    """Final greedy return and the evaluation curve of a finished run."""
+    from mmsa_marl_core import read_metrics
+
+    if status(path) != "finished":
+        return None
+    evals = [(int(x["env_steps"]), float(x["return_mean"])) for x in read_metrics(path)
+             if x["kind"] == "eval"]  # fmt: skip
+    return evals[-1][1], evals
+
+
+def report(args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """Collect every finished run and write `args.out`."""
+    import numpy as np
+
+    from flows.stats import aggregate
+
+    cells: dict[str, dict[str, Any]] = {}
+    for env, variant, seed in variants(args):
+        key = f"{env} | {variant}"
+        cell = cells.setdefault(key, {"env": env, "variant": variant, "runs": {}})
+        got = final_return(run_dir(args, env, variant, seed))
+        cell["runs"][str(seed)] = (
+            {"final_return": got[0], "eval_curve": got[1]} if got else {"status": "unfinished"}
+        )
+    for cell in cells.values():
+        finals = [r["final_return"] for r in cell["runs"].values() if "final_return" in r]
+        cell["n_finished"] = len(finals)
+        if finals:
+            est = aggregate(np.asarray(finals), reps=2000, seed=0)
+            cell["iqm"] = est["iqm"].value
+            cell["iqm_ci95"] = [est["iqm"].low, est["iqm"].high]
+            cell["mean"] = est["mean"].value
+        if cell["variant"] == "mmsa" and cell["env"] in PAPER_2M:
+            cell["paper_2M_return"] = PAPER_2M[cell["env"]]
+    out = {
+        "benchmark": "mmsa_lbf",
+        "command": " ".join([sys.executable, *sys.argv]),
+        "budget": {
+            "steps_per_run": args.steps,
+            "seeds": args.seeds,
+            "ablation_seeds": args.ablation_seeds,
+            "n_envs": args.n_envs,
+            "updates_per_episode": args.updates_per_episode,
+            "paper_steps": 2_000_000,
+        },
+        "example_config": run_config(args, args.maps[0], "mmsa", args.seeds[0]),
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+            "workers": args.workers,
+            "python": sys.version.split()[0],
+            "versions": {d: version(d) for d in ("torch", "numpy", "lbforaging", "rliable")},
+        },
+        "wall_s_this_invocation": round(time.time() - started, 1),
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cells": cells,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, args.out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40_000, help="env steps per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--ablation-seeds", type=int, nargs="*", default=[0])
+    parser.add_argument("--maps", nargs="+", default=list(MAPS))
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS))
+    parser.add_argument("--ablations", nargs="*", default=list(ABLATIONS))
+    parser.add_argument("--n-envs", type=int, default=8)
+    parser.add_argument("--updates-per-episode", type=float, default=0.25)
+    parser.add_argument("--workers", type=int, default=2, help="runs in parallel (processes)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/bench_mmsa_lbf"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_lbf.json"))
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    started = time.time()
+    if args.report_only:
+        report(args, started)
+        return
+    jobs = [
+        (run_config(args, env, variant, seed), str(run_dir(args, env, variant, seed)))
+        for env, variant, seed in variants(args)
+    ]
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(args.workers, maxtasksperchild=1) as pool:
+        for path, wall in pool.imap_unordered(one_run, jobs):
+            print(f"{time.strftime('%H:%M:%S')} finished {path} in {wall:.0f} s", flush=True)
+            report(args, started)
+    report(args, started)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""MMSA training throughput (env steps/s) next to QMIX, on the QMIX throughput benchmark's task.
+
+Runs the real training loop (`mmsa_marl_core.train`) on `lbf:Foraging-8x8-2p-2f-coop-v3` for QMIX
+and MMSA with the same loop settings, one torch thread, and reports:
+
+- `steps_per_s`: env steps / wall seconds of the whole run (collection, updates, one evaluation);
+- `steady_steps_per_s`: the same rate between the first train line with updates and the last one
+  (excludes the warm-up, when the buffer is still filling and no update runs);
+- `update_ms`: the median time of one `learner.update` on a sampled batch of 32 episodes.
+
+Settings: "classic" is PyMARL/EPyMARL's QMIX (one env, one update per episode, batch 32
+episodes, buffer 5000, agent hidden 64, mixer 32/64); "fast" is the loop's defaults (8 envs in
+process, one update per episode). Targets (issue 6): MMSA at least half of our QMIX and above
+EPyMARL QMIX's ~400 steps/s on this kind of machine.
+
+    .venv/bin/python bench/mmsa_throughput.py        # -> bench/results/mmsa_throughput.json
+    .venv/bin/python bench/mmsa_throughput.py --steps 3000 --settings fast --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmsa_envs import VectorEnv
+from mmsa_marl_core import EpisodeBuffer, config_from_dict, get_algo, read_metrics, train
+from mmsa_marl_core.collect import run_episodes
+
+ENV = "lbf:Foraging-8x8-2p-2f-coop-v3"
+SETTINGS = {
+    "classic": {"n_envs": 1, "updates_per_episode": 1.0},
+    "fast": {"n_envs": 8, "updates_per_episode": 1.0},
+}
+COMMON = {"batch_size": 32, "buffer_size": 5000}
+ALGO_CONFIG = {"agent_hidden": 64, "mixer_embed_dim": 32, "hypernet_hidden": 64}
+
+
+def run_loop(algo: str, setting: str, steps: int, seed: int) -> dict[str, float]:
+    """Whole training run; rates from its metrics."""
+    config = config_from_dict(
+        {
+            "env": ENV,
+            "algo": algo,
+            "steps": steps,
+            "seed": seed,
+            **COMMON,
+            **SETTINGS[setting],
+            "log_every": max(steps // 20, 1),
+            "eval_every": steps,
+            "eval_episodes": 1,
+            "checkpoint_every": 10 * steps,
+            "algo_config": ALGO_CONFIG,
+        }
+    )
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = train(config, run_dir, progress=False)
+        lines = [x for x in read_metrics(Path(run_dir)) if x["kind"] == "train"]
+    updating = [x for x in lines if x["updates"] > 0]
+    steady = float("nan")
+    if len(updating) >= 2:
+        first, last = updating[0], updating[-1]
+        steady = (last["env_steps"] - first["env_steps"]) / max(
+            last["wall_s"] - first["wall_s"], 1e-9
+        )
+    return {
+        "env_steps": result.env_steps,
+        "updates": result.updates,
+        "wall_s": round(result.wall_s, 2),
+        "steps_per_s": round(result.env_steps / result.wall_s, 1),
+        "steady_steps_per_s": round(steady, 1),
+    }
+
+
+def update_time(algo: str, seed: int, repeats: int, profile: bool) -> dict[str, object]:
+    """Median wall time of one update on batches of 32 random-policy episodes."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    with VectorEnv(ENV, 8, seed=seed, processes=False) as envs:
+        entry = get_algo(algo)
+        learner = entry.factory(envs.spec, entry.config_cls(**ALGO_CONFIG), torch.device("cpu"))
+        buffer = EpisodeBuffer(envs.spec, 64, envs.spec.episode_limit)
+        while len(buffer) < 32:
+            episodes = run_episodes(envs, learner, explore=True, env_steps=0, rng=rng)
+            buffer.add_episodes(**episodes.buffer_arrays())
+    learner.update(buffer.sample(32, rng))  # warm-up (lazy imports, allocator)
+    times = []
+    profiler = cProfile.Profile() if profile else None
+    for _ in range(repeats):
+        batch = buffer.sample(32, rng)
+        start = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        learner.update(batch)
+        if profiler is not None:
+            profiler.disable()
+        times.append(time.perf_counter() - start)
+    out: dict[str, object] = {"update_ms": round(1000 * statistics.median(times), 1)}
+    if profiler is not None:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
+        out["profile_top"] = text.getvalue().splitlines()[:60]
+    return out
+
+
+def machine() -> dict[str, object]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_avg_at_start": os.getloadavg(),
+        "torch_threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "versions": {
+            d: version(d)
+            for d in ("torch", "numpy", "lbforaging", "mmsa-marl-core", "mmsa-worldmodel")
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10_000, help="env steps per training run")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--algos", nargs="+", default=["qmix", "mmsa"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=10, help="timed updates per algo")
+    parser.add_argument("--profile", action="store_true", help="store a cProfile of MMSA updates")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_throughput.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    info = machine()
+    results: dict[str, dict[str, object]] = {}
+    for algo in args.algos:
+        results[algo] = update_time(algo, args.seed, args.repeats, args.profile and algo == "mmsa")
+        for setting in args.settings:
+            results[algo][setting] = run_loop(algo, setting, args.steps, args.seed)
+            print(algo, setting, results[algo][setting], flush=True)
+        print(algo, "update_ms", results[algo]["update_ms"], flush=True)
+    summary = {}
+    if "qmix" in results and "mmsa" in results:
+        for setting in args.settings:
+            q = results["qmix"][setting]["steady_steps_per_s"]  # type: ignore[index]
+            m = results["mmsa"][setting]["steady_steps_per_s"]  # type: ignore[index]
+            summary[setting] = {
+                "mmsa_over_qmix": round(m / q, 3),
+                "target_half_of_qmix": bool(m >= 0.5 * q),
+                "target_above_400": bool(m > 400),
+            }
+    out = {
+        "benchmark": "mmsa_throughput",
+        "env": ENV,
+        "command": " ".join([sys.executable, *sys.argv]),
+        "settings": {k: {**COMMON, **v} for k, v in SETTINGS.items()},
+        "algo_config": ALGO_CONFIG,
+        "steps": args.steps,
+        "machine": info,
+        "results": results,
+        "summary": summary,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
