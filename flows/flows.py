@@ -21,6 +21,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
+from .config import load_yaml
 from .runners import RunnerKind, gpu_annotation, make_task_runner
 
 __all__ = [
@@ -60,7 +61,7 @@ def validate_config(
 
     from .training import build_config
 
-    base = _load_yaml(Path(config_file)) if config_file else {}
+    base = load_yaml(config_file) if config_file else {}
     config = build_config(
         env=env, algo=algo, steps=steps, seed=seed, base=base, overrides=overrides
     )
@@ -124,17 +125,6 @@ def report_task(
     )
     paths = write_report(report, Path(out_dir), title=title)
     return str(paths["markdown"])
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a mapping, got {type(data).__name__}")
-    return data
 
 
 # --------------------------------------------------------------------------- flows
@@ -281,14 +271,14 @@ def ablate_flow(
     `runner="dask"` connects to the running scheduler at `dask_address`; `gpus_per_run` then
     reserves that many `GPU` worker resources per run.
     """
-    from .training import default_run_dir
+    from .training import default_run_dir, merge_overrides
 
     if not variants:
         raise ValueError("variants must name at least one variant")
     jobs = []
     for name, variant in variants.items():
         for seed in seeds:
-            merged = {**(overrides or {}), **variant.overrides}
+            merged = merge_overrides(overrides or {}, variant.overrides)
             resolved = validate_config(env, variant.algo, steps, seed, None, merged)
             label = env or resolved["env"]
             run_dir = default_run_dir(Path(runs_root), resolved["env"], variant.algo, seed, name)

@@ -41,6 +41,7 @@ __all__ = [
     "ServerState",
     "deployments",
     "main",
+    "smoke_parameters",
     "start",
     "status",
     "stop",
@@ -55,9 +56,29 @@ DEPLOYMENTS = (
     "mmsa-evaluate/default",
     "mmsa-report/default",
 )
-SMOKE_ENV = "lbf:Foraging-5x5-2p-1f-v3"
-"""The smallest LBF map that learns: smoke deployments train on it in about a minute on CPU."""
-SMOKE_STEPS = 20_000
+
+
+def smoke_parameters() -> dict[str, Any]:
+    """The smoke profile of the DVC pipeline (flows/conf/profile/smoke.yaml), as flow parameters:
+    its first task's env, steps and overrides, its algos and seeds. One home for those settings."""
+    import yaml
+
+    from .stages import CONF_DIR
+    from .training import merge_overrides
+
+    profile = yaml.safe_load((CONF_DIR / "profile" / "smoke.yaml").read_text())
+    task = profile["task_defs"][profile["tasks"][0]]
+    return {
+        "env": task["env"],
+        "steps": int(task["steps"]),
+        "overrides": merge_overrides(profile["train"]["overrides"] or {}, task["overrides"] or {}),
+        "variants": {
+            name: {"algo": profile["algo_defs"][name]["algo"],
+                   "overrides": profile["algo_defs"][name].get("overrides") or {}}
+            for name in profile["algos"]
+        },
+        "seeds": list(profile["seeds"]),
+    }  # fmt: skip
 
 
 def deployments() -> list[Any]:
@@ -71,12 +92,16 @@ def deployments() -> list[Any]:
     # top-level module with flows/ on sys.path, where flows/logging.py shadows the standard
     # library's logging in every process the run spawns (the ablation's process pool).
     module = EntrypointType.MODULE_PATH
-    smoke = {"env": SMOKE_ENV, "algo": "qmix", "steps": SMOKE_STEPS, "seed": 0}
+    smoke = smoke_parameters()
+    train_smoke = {k: smoke[k] for k in ("env", "steps", "overrides")}
     return [
         train_flow.to_deployment(
             name="lbf-smoke",
-            parameters=smoke,
-            description=f"QMIX on {SMOKE_ENV} for {SMOKE_STEPS} env steps (minutes on CPU).",
+            parameters={**train_smoke, "algo": "qmix", "seed": 0},
+            description=(
+                f"QMIX on {smoke['env']} for {smoke['steps']} env steps (the smoke profile's "
+                "settings; minutes on CPU)."
+            ),
             tags=["smoke"],
             entrypoint_type=module,
         ),
@@ -87,13 +112,11 @@ def deployments() -> list[Any]:
         ),
         ablate_flow.to_deployment(
             name="lbf-smoke",
-            parameters={
-                "env": SMOKE_ENV,
-                "variants": {"qmix": {"algo": "qmix"}, "vdn": {"algo": "vdn"}},
-                "seeds": [0, 1],
-                "steps": SMOKE_STEPS,
-            },
-            description="QMIX and VDN x 2 seeds on the smoke map, then a report.",
+            parameters={**train_smoke, "variants": smoke["variants"], "seeds": smoke["seeds"]},
+            description=(
+                f"{', '.join(smoke['variants'])} x seeds {smoke['seeds']} on {smoke['env']} "
+                "(the smoke profile), then a report."
+            ),
             tags=["smoke"],
             entrypoint_type=module,
         ),

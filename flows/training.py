@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .config import merge
 from .runs import EVALUATION_FILE, write_labels, write_results
 
 __all__ = [
@@ -68,22 +69,9 @@ def nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
-
-
 def merge_overrides(*layers: Mapping[str, Any]) -> dict[str, Any]:
     """Nest each layer's dotted keys and merge them, later layers winning key by key."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = _merge(merged, nest(layer))
-    return merged
+    return merge(*(nest(layer) for layer in layers))
 
 
 def build_config(
@@ -97,16 +85,16 @@ def build_config(
 ) -> Any:
     """A validated `mmsa_marl_core.TrainConfig`.
 
-    Layers, later wins: `base` (e.g. a YAML file's dict), dotted `overrides`, then the explicit
-    `env`/`algo`/`steps`/`seed` when given. Unknown keys and wrong types are rejected by
+    Layers, later wins key by key, in the order of the `mmsa train` CLI (flows.config): `base`
+    (e.g. a YAML file's mapping), the explicit `env`/`algo`/`steps`/`seed` when given, then the
+    `overrides` (dotted or nested keys). Unknown keys and wrong types are rejected by
     `config_from_dict` with the dotted path of the bad key.
     """
     from mmsa_marl_core import config_from_dict
 
-    merged = _merge(dict(base or {}), nest(overrides or {}))
     explicit = {"env": env, "algo": algo, "steps": steps, "seed": seed}
-    merged |= {k: v for k, v in explicit.items() if v is not None}
-    return config_from_dict(merged)
+    explicit = {k: v for k, v in explicit.items() if v is not None}
+    return config_from_dict(merge(dict(base or {}), explicit, nest(overrides or {})))
 
 
 def default_run_dir(

@@ -220,7 +220,7 @@ def test_public_surface_of_the_flows_modules() -> None:
         "flows.runs": {"EVALUATION_FILE", "LABELS_FILE", "RESULTS_FILE", "RunInfo", "find_runs",
                        "read_metrics", "read_run", "write_labels", "write_results"},
         "flows.serve": {"DEPLOYMENTS", "PROFILE_NAME", "ServerState", "deployments", "main",
-                        "start", "status", "stop"},
+                        "smoke_parameters", "start", "status", "stop"},
         "flows.stages": {"StagePaths", "compose_params", "load_params", "main", "paths",
                          "train_config"},
         "flows.stats": {"Estimate", "aggregate", "curve_band", "seeded_global_numpy"},
@@ -244,3 +244,21 @@ def test_deployments_use_module_entrypoints() -> None:
     assert sorted(f"{d.flow_name}/{d.name}" for d in built) == sorted(DEPLOYMENTS)
     for d in built:
         assert d.entrypoint.startswith("flows.flows.") and ".py" not in d.entrypoint
+
+
+def test_smoke_deployments_take_the_smoke_profile(tmp_path: Path) -> None:
+    from flows.flows import ablate_flow, train_flow
+    from flows.serve import deployments
+
+    params = yaml.safe_load(compose_params("smoke", out=tmp_path / "p.yaml").read_text())
+    task = params["task_defs"][params["tasks"][0]]
+    by_name = {f"{d.flow_name}/{d.name}": d.parameters for d in deployments()}
+    train = by_name["mmsa-train/lbf-smoke"]
+    assert (train["env"], train["steps"]) == (task["env"], task["steps"])
+    assert train["overrides"]["algo_config"] == task["overrides"]["algo_config"]
+    ablate = by_name["mmsa-ablate/lbf-smoke"]
+    assert list(ablate["variants"]) == params["algos"] and ablate["seeds"] == params["seeds"]
+    # Both are valid flow parameters and valid training configs.
+    train_flow.validate_parameters(train)
+    ablate_flow.validate_parameters(ablate)
+    build_config(env=train["env"], algo="mmsa", steps=train["steps"], overrides=train["overrides"])
