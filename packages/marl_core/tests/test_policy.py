@@ -135,3 +135,12 @@ def test_actor_on_dummy_continuous_spec() -> None:
     x = torch.cat([obs, torch.zeros(spec.n_agents, spec.n_actions), torch.eye(spec.n_agents)], -1)
     action = actor(x, torch.zeros(spec.n_agents, H), torch.randn(spec.n_agents, Z))
     env.step(action.detach().numpy())  # the env validates shape and bounds
+
+
+def test_unit_action_is_tanh_of_pre_activation() -> None:
+    torch.manual_seed(4)
+    actor = _actor(True)
+    x, h, zs = torch.randn(B, N, IN), torch.randn(B, N, H), torch.randn(B, N, Z)
+    pre = actor.pre_activation(x, h, zs)
+    assert pre.shape == (B, N, A)
+    torch.testing.assert_close(actor.unit_action(x, h, zs), torch.tanh(pre))

@@ -161,8 +161,8 @@ class DeterministicActor(nn.Module):
     def action_dim(self) -> int:
         return self.scale.action_dim
 
-    def unit_action(self, inputs: Tensor, hidden: Tensor, zs: Tensor | None = None) -> Tensor:
-        """``tanh`` output in ``(-1, 1)``: inputs ``[..., N, In]``, hidden ``[..., N, H]``,
+    def pre_activation(self, inputs: Tensor, hidden: Tensor, zs: Tensor | None = None) -> Tensor:
+        """The actor's output before ``tanh``: inputs ``[..., N, In]``, hidden ``[..., N, H]``,
         zs ``[..., N, Z]`` (SALE only) -> ``[..., N, A]``."""
         _check_last("DeterministicActor", "inputs", inputs, self.input_dim, "In")
         _check_last("DeterministicActor", "hidden", hidden, self.hidden_dim, "H")
@@ -182,7 +182,11 @@ class DeterministicActor(nn.Module):
             body_in = torch.cat([avg_l1_norm(embedded), zs], dim=-1)
         else:
             body_in = torch.relu(embedded)
-        return torch.tanh(self.body(body_in))
+        return self.body(body_in)
+
+    def unit_action(self, inputs: Tensor, hidden: Tensor, zs: Tensor | None = None) -> Tensor:
+        """``tanh(pre_activation)`` in ``(-1, 1)``, ``[..., N, A]``."""
+        return torch.tanh(self.pre_activation(inputs, hidden, zs))
 
     def forward(self, inputs: Tensor, hidden: Tensor, zs: Tensor | None = None) -> Tensor:
         """Deterministic action in ``[low, high]``, ``[..., N, A]``."""
