@@ -118,6 +118,7 @@ _ALGO_MODULES = (
     "mmsa_marl_core.q_learner",
     "mmsa_marl_core.mmsa_learner",
     "mmsa_marl_core.facmac",
+    "mmsa_marl_core.mmsa_continuous",
 )
 _loaded = False
 
