@@ -38,24 +38,35 @@ def test_heterogeneous_observations_are_padded() -> None:
     assert make("mamujoco:Ant-2x4").spec.agent_obs_dims == (63, 63)
 
 
-def test_matches_the_raw_env_step_for_step() -> None:
-    env = make("mamujoco:Hopper-3x1")
-    raw = mamujoco_v1.parallel_env("Hopper", "3x1")
+@pytest.mark.parametrize(
+    ("scenario", "conf", "obsk"),
+    [("Hopper", "3x1", 1), ("HalfCheetah", "6x1", 1), ("Ant", "2x4", 0), ("Walker2d", "2x3", 2)],
+)
+def test_matches_the_raw_env_step_for_step(scenario: str, conf: str, obsk: int) -> None:
+    # the adapter steps the MuJoCo env through a precomputed action map (see _mamujoco.py):
+    # it must agree with parallel_env.step value for value
+    env = make(f"mamujoco:{scenario}-{conf}", agent_obsk=obsk)
+    raw = mamujoco_v1.parallel_env(scenario, conf, agent_obsk=obsk)
     agents = raw.possible_agents
     step = env.reset(seed=11)
     raw_obs, _ = raw.reset(seed=11)
     rng = np.random.default_rng(0)
-    for _ in range(30):
-        for i, a in enumerate(agents):
-            o = raw_obs[a]
-            np.testing.assert_allclose(step.obs[i, : o.shape[0]], o, rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(step.state, raw.state(), rtol=1e-6, atol=1e-6)
-        act = rng.uniform(-1, 1, (3, 1)).astype(np.float32)
+    n, a = env.spec.n_agents, env.spec.n_actions
+    for _ in range(40):
+        for i, agent in enumerate(agents):
+            o = raw_obs[agent]
+            np.testing.assert_array_equal(step.obs[i, : o.shape[0]], o.astype(np.float32))
+        np.testing.assert_array_equal(step.state, raw.state().astype(np.float32))
+        act = rng.uniform(-1, 1, (n, a)).astype(np.float32)
         step = env.step(act)
-        raw_obs, rewards, terms, _, _ = raw.step({a: act[i] for i, a in enumerate(agents)})
-        assert step.reward == pytest.approx(float(rewards[agents[0]]))
+        raw_obs, rewards, terms, truncs, infos = raw.step(
+            {agent: act[i] for i, agent in enumerate(agents)}
+        )
+        assert step.reward == float(rewards[agents[0]])
         assert step.terminated == bool(terms[agents[0]])
+        assert step.info == infos[agents[0]]
         if step.done:
+            assert raw.agents == []
             break
 
 

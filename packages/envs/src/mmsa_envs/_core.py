@@ -85,7 +85,7 @@ class EnvSpec:
         return self.action_kind == "discrete"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Step:
     """What an env returns from `reset` and `step`.
 
@@ -101,6 +101,23 @@ class Step:
     terminated: bool = False
     truncated: bool = False
     info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        obs: np.ndarray,
+        state: np.ndarray,
+        avail_actions: np.ndarray,
+        reward: float = 0.0,
+        terminated: bool = False,
+        truncated: bool = False,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        # Every env step builds one Step: writing the instance dict directly costs a third of
+        # the frozen dataclass __init__ (which goes through object.__setattr__ per field).
+        d = self.__dict__
+        d["obs"], d["state"], d["avail_actions"] = obs, state, avail_actions
+        d["reward"], d["terminated"], d["truncated"] = reward, terminated, truncated
+        d["info"] = {} if info is None else info
 
     @property
     def done(self) -> bool:
@@ -139,11 +156,10 @@ class MultiAgentEnv(ABC):
                 f"{self.spec.id}: step() called on a finished or never-started episode; "
                 "call reset() first"
             )
-        actions = self.validate_actions(actions)
-        step = self._step(actions)
+        step = self._step(self.validate_actions(actions))
         self.elapsed_steps += 1
         self._avail = step.avail_actions
-        if step.done:
+        if step.terminated or step.truncated:
             self._needs_reset = True
         return step
 
@@ -190,19 +206,18 @@ def validate_actions(
         # and this runs on every step of every env.
         values = arr.tolist()
         n_actions = spec.n_actions
+        is_available = None if avail is None else avail.item
         for i, a in enumerate(values):
             if not 0 <= a < n_actions:
                 raise ValueError(
                     f"{spec.id}: agent {i} action {a} is out of range [0, {n_actions - 1}]"
                 )
-        if avail is not None:
-            for i, a in enumerate(values):
-                if not avail[i, a]:
-                    allowed = np.flatnonzero(avail[i]).tolist()
-                    raise ValueError(
-                        f"{spec.id}: agent {i} action {a} is not available now; "
-                        f"available actions: {allowed}"
-                    )
+            if is_available is not None and not is_available(i, a):
+                allowed = np.flatnonzero(avail[i]).tolist()  # type: ignore[index]
+                raise ValueError(
+                    f"{spec.id}: agent {i} action {a} is not available now; "
+                    f"available actions: {allowed}"
+                )
         return arr if arr.dtype == np.int64 else arr.astype(np.int64)
     if arr.shape != (spec.n_agents, spec.n_actions):
         raise ValueError(

@@ -37,6 +37,7 @@ _ID = re.compile(
 _N_ACTIONS = 6  # NONE, NORTH, SOUTH, WEST, EAST, LOAD
 _MASKS = np.array([[(m >> a) & 1 for a in range(_N_ACTIONS)] for m in range(1 << _N_ACTIONS)], bool)
 """`_MASKS[bits]` is the `[A]` availability row of the action bit mask `bits`."""
+_BIT = [1 << a for a in range(_N_ACTIONS)]
 PAPER_MAPS = (
     "Foraging-2s-8x8-2p-2f-coop-v3",
     "Foraging-10x10-3p-5f-v3",
@@ -128,14 +129,14 @@ class LBFEnv(MultiAgentEnv):
         obs = np.array(nobs, dtype=np.float32)
         # Each agent's valid actions as a bit mask, then one table lookup for all agents: the
         # cheapest way we measured to turn lbforaging's lists of enums into a [N, A] mask.
-        valid = self._raw._valid_actions
+        valid, bit = self._raw._valid_actions, _BIT
         masks = []
         for player in self._raw.players:
             bits = 0
             for action in valid[player]:
-                bits |= 1 << action._value_
+                bits += bit[action._value_]
             masks.append(bits)
-        return Step(obs, obs.reshape(-1), _MASKS[masks], reward, term, trunc, info)
+        return Step(obs, obs.reshape(-1), _MASKS.take(masks, axis=0), reward, term, trunc, info)
 
     def _reset(self, seed: int | None) -> Step:
         # lbforaging spawns players on cells that are free of food *and of the players' old

@@ -12,6 +12,13 @@ What the adapter adds to the raw env:
 - continuous actions in `[-1, 1]` (the bounds are in the spec); agents with fewer action
   dimensions than the largest ignore the padded ones;
 - unhealthy ends are termination, the 1000-step limit is truncation (both at once: termination).
+
+Speed: `parallel_env.step` maps the agents' actions to the MuJoCo action through nested Python
+loops, builds four per-agent dicts and drops the single-agent observation, which is exactly the
+global state the adapter returns (`env.state()` recomputes it). The adapter does the same step
+with a precomputed index map: `single_agent_env.step(global_action)` (its observation is the
+state), then `env._get_obs()` for the agents, which is what `parallel_env.step` does inside;
+`tests/test_mamujoco.py` checks it against `parallel_env.step` value for value.
 """
 
 from __future__ import annotations
@@ -51,6 +58,27 @@ def make_env(name: str, **kwargs: Any) -> MaMuJoCoEnv:
     return MaMuJoCoEnv(name, **kwargs)
 
 
+def _action_index(
+    partitions: Any, n_global: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(agent, dim, MuJoCo actuator) index arrays, or None unless every actuator is set once.
+
+    MaMuJoCo's `map_local_actions_to_global_action` writes agent `i`'s action dim `k` to
+    actuator `partitions[i][k].act_ids`; with these arrays that is one fancy-indexed copy.
+    """
+    agent_idx, dim_idx, global_idx = [], [], []
+    for i, partition in enumerate(partitions):
+        for k, body_part in enumerate(partition):
+            if not isinstance(body_part.act_ids, int | np.integer):
+                return None
+            agent_idx.append(i)
+            dim_idx.append(k)
+            global_idx.append(int(body_part.act_ids))
+    if sorted(global_idx) != list(range(n_global)):
+        return None
+    return np.array(agent_idx), np.array(dim_idx), np.array(global_idx)
+
+
 class MaMuJoCoEnv(MultiAgentEnv):
     """One MaMuJoCo env behind the `MultiAgentEnv` contract (see the module docstring)."""
 
@@ -77,6 +105,9 @@ class MaMuJoCoEnv(MultiAgentEnv):
         widest = self._agents[int(np.argmax(act_dims))]
         space = env.action_space(widest)
         self._parts = list(zip(self._agents, act_dims, strict=True))
+        self._single = env.single_agent_env
+        self._n_global = int(self._single.action_space.shape[0])
+        self._act_index = _action_index(env.agent_action_partitions, self._n_global)
         self._obs_parts = list(zip(self._agents, obs_dims, strict=True))
         limit = env.single_agent_env.spec.max_episode_steps
         if limit is None:
@@ -109,6 +140,26 @@ class MaMuJoCoEnv(MultiAgentEnv):
         return Step(obs, state, avail, 0.0, False, False, {})
 
     def _step(self, actions: np.ndarray) -> Step:
+        if self._act_index is None:  # a factorization we cannot map: the parallel API
+            return self._step_parallel(actions)
+        agent_idx, dim_idx, global_idx = self._act_index
+        global_action = np.empty(self._n_global)
+        global_action[global_idx] = actions[agent_idx, dim_idx]
+        state, reward, term, trunc, info = self._single.step(global_action)
+        env = self._env
+        obs = np.zeros((self.spec.n_agents, self.spec.obs_dim), np.float32)
+        for i, dim in enumerate(self.spec.agent_obs_dims):
+            obs[i, :dim] = env._get_obs_agent(i)
+        terminated = bool(term)
+        truncated = bool(trunc) and not terminated
+        if terminated or truncated:
+            env.agents = []  # as parallel_env.step does
+        return Step(
+            obs, state.astype(np.float32), self._all_avail, float(reward), terminated, truncated,
+            info,
+        )  # fmt: skip
+
+    def _step_parallel(self, actions: np.ndarray) -> Step:
         acts = {a: actions[i, :d] for i, (a, d) in enumerate(self._parts)}
         obs_by_agent, rewards, terms, truncs, infos = self._env.step(acts)
         first = self._agents[0]
