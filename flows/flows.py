@@ -130,7 +130,7 @@ def report_task(
 # --------------------------------------------------------------------------- flows
 @flow(name="mmsa-collect", log_prints=True)
 def collect_flow(
-    env: str = "dummy",
+    env: str | None = None,
     episodes: PositiveInt = 32,
     seed: NonNegativeInt = 0,
     out: str | None = None,
@@ -139,8 +139,9 @@ def collect_flow(
     explore: bool = False,
     device: Device = "auto",
 ) -> str:
-    """Save `episodes` episodes as `.npz` (see flows.collect): random-policy episodes of `env`,
-    or, with `policy_run`, episodes of that run's latest checkpoint (greedy unless `explore`)."""
+    """Save `episodes` episodes as `.npz` (see flows.collect): random-policy episodes of `env`
+    (default: TrainConfig's env), or, with `policy_run`, episodes of that run's latest
+    checkpoint (greedy unless `explore`); `out` defaults to data/<env>/<policy>/seed<s>-<time>."""
     from .collect import collect_episodes, collect_from_run, save_dataset
     from .training import choose_device, default_run_dir
 
@@ -155,6 +156,10 @@ def collect_flow(
         env = json.loads(str(data["meta"]))["env"]
         label = "explore" if explore else "greedy"
     else:
+        if env is None:
+            from mmsa_marl_core import DEFAULT_ENV
+
+            env = DEFAULT_ENV
         data = collect_episodes(env, episodes=episodes, seed=seed, env_kwargs=env_kwargs)
         label = "random"
     target = (Path(out) if out else default_run_dir(Path("data"), env, label, seed)).with_suffix(
@@ -302,7 +307,7 @@ def ablate_flow(
 @flow(name="mmsa-report", log_prints=True)
 def report_flow(
     runs: Annotated[list[str], Field(min_length=1)] = ["runs"],  # noqa: B006
-    out_dir: str = "results/report",
+    out_dir: str = "runs/report",
     baselines: dict[str, str] | None = None,
     title: str = "MMSA results",
     reps: PositiveInt = 2000,

@@ -137,3 +137,33 @@ def test_start_refuses_a_port_in_use_and_stop_is_idempotent(tmp_path: Path) -> N
         assert not (tmp_path / "server.pid").exists()
     out = subprocess.run([*command, "stop"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0 and "nothing was running" in out.stdout
+
+
+def test_evaluate_collect_and_report_flows(server: Served, tmp_path: Path) -> None:
+    """The other flows, called in-process against the server (as a script would)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.flows import collect_flow, evaluate_flow, report_flow
+    from flows.training import build_config, run_training
+
+    tiny = {**TINY, "buffer_size": 64, "checkpoint_every": 100, "eval_every": 100}
+    config = build_config(env="dummy", algo="vdn", steps=200, overrides=tiny)
+    run = run_training(config, tmp_path / "run", device="cpu", torch_threads=1)
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        metrics = evaluate_flow(run_dir=str(run), episodes=4, device="cpu")
+        random_set = collect_flow(env="dummy", episodes=6, out=str(tmp_path / "random"))
+        greedy_set = collect_flow(policy_run=str(run), episodes=4, out=str(tmp_path / "greedy"))
+        report = report_flow(
+            runs=[str(run)],
+            out_dir=str(tmp_path / "report"),
+            baselines={"dummy": random_set},
+            reps=100,
+        )
+    assert (
+        json.loads((run / "evaluation.json").read_text())["return_mean"] == metrics["return_mean"]
+    )
+    assert random_set.endswith("random.npz") and Path(greedy_set).is_file()
+    text = Path(report).read_text()
+    assert "## Random policy" in text and "| dummy | vdn | 1 |" in text
+    keys = {a["key"] for a in _api(server, "artifacts/filter", {"limit": 200})}
+    assert {"mmsa-evaluate", "mmsa-collect", "mmsa-report"} <= keys
