@@ -28,9 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from ._core import EnvSpec, Step, validate_actions
+from ._buffers import Buffers
+from ._core import EnvSpec, _bounds, validate_actions
+from ._registry import make
 from ._seeding import episode_seed
-from ._worker import LocalSlot, ProcessSlot, RemoteError, WorkerCrashed, stack_steps
+from ._worker import LocalSlot, ProcessSlot, RemoteError, Reply, WorkerCrashed
 
 __all__ = ["VecStep", "VectorEnv"]
 
@@ -109,24 +111,29 @@ class VectorEnv:
         self.processes = processes
         self.dropped_episodes = 0
         self._counters = np.zeros(num_envs, np.int64)
+        self._closed = False
         kwargs = dict(env_kwargs or {})
-        blocks = [b.tolist() for b in np.array_split(np.arange(num_envs), num_workers) if b.size]
         self._slots: list[LocalSlot | ProcessSlot] = []
+        # The shared arrays need the spec before any worker starts: one env built here says it.
+        probe = make(env_id, **kwargs)
+        self.spec: EnvSpec = probe.spec
+        probe.close()
+        ctx = mp.get_context(start_method) if processes else None
+        self._buf = Buffers(self.spec, num_envs, ctx)
+        blocks = [b.tolist() for b in np.array_split(np.arange(num_envs), num_workers) if b.size]
         try:
-            if processes:
-                ctx = mp.get_context(start_method)
+            if ctx is not None:
                 for rows in blocks:
-                    self._slots.append(ProcessSlot(env_id, kwargs, seed, rows, ctx))
+                    self._slots.append(ProcessSlot(env_id, kwargs, seed, rows, self._buf, ctx))
             else:
-                self._slots.append(LocalSlot(env_id, kwargs, seed, list(range(num_envs))))
+                rows = list(range(num_envs))
+                self._slots.append(LocalSlot(env_id, kwargs, seed, rows, self._buf))
         except BaseException:
             self.close()
             raise
-        self.spec: EnvSpec = self._slots[0].spec
-        self._last: list[Step | None] = [None] * num_envs
+        self._last: VecStep | None = None
         self._finished = np.ones(num_envs, bool)
         self._started = False
-        self._closed = False
 
     # ------------------------------------------------------------------ counters
     @property
@@ -159,48 +166,67 @@ class VectorEnv:
     def reset(self) -> VecStep:
         """Start a new episode in every env."""
         self._check_open()
-        steps = self._reset_rows(self._slots)
-        self._last = list(steps)
+        infos = self._reset_rows(self._slots)
         self._finished[:] = False
         self._started = True
         b = self.num_envs
-        obs, state, avail = stack_steps(steps)
         zeros = np.zeros(b, bool)
+        a = self._buf.arrays
+        obs, state, avail = a["obs"].copy(), a["state"].copy(), a["avail"].copy()
         finals = (obs, state, avail) if self.autoreset else (None, None, None)
-        return VecStep(
+        self._last = VecStep(
             obs, state, avail, np.zeros(b, np.float32), zeros, zeros.copy(), zeros.copy(),
-            tuple(s.info for s in steps), *finals,
+            tuple(infos[r] for r in range(b)), *finals,
         )  # fmt: skip
+        return self._last
 
     def step(self, actions: np.ndarray) -> VecStep:
         """Step every running env: `actions [B, N]` int64 or `[B, N, A]` float32."""
         self._check_open()
-        if not self._started:
+        if not self._started or self._last is None:
             raise RuntimeError("VectorEnv.step() called before reset()")
-        actions = self._check_actions(actions)
         active = np.flatnonzero(~self._finished)
+        self._check_actions(actions, active)
         try:
-            steps, finals, dropped = self._step_rows(active, actions)
+            replies, dropped = self._step_rows(active)
         except BaseException:
             self._started = False  # rows may disagree now; the caller must reset
             raise
-        self._last = list(steps)
-        obs, state, avail = stack_steps(steps)
-        reward = np.zeros(self.num_envs, np.float32)
-        reward[active] = [finals[i].reward for i in active]
-        terminated = np.array([s.terminated for s in finals], bool)
-        truncated = np.array([s.truncated for s in finals], bool)
-        infos = tuple(s.info for s in finals)
+        last, a, b = self._last, self._buf.arrays, self.num_envs
+        obs, state, avail = a["obs"].copy(), a["state"].copy(), a["avail"].copy()
+        reward = np.zeros(b, np.float32)
+        terminated, truncated = last.terminated.copy(), last.truncated.copy()
+        infos = list(last.infos)
+        for row, (r, term, trunc, info, reset) in replies.items():
+            reward[row], terminated[row], truncated[row], infos[row] = r, term, trunc, info
+            if reset:
+                self._counters[row] += 1  # the worker reset with episode_seed(.., counter)
+            elif not self.autoreset:
+                self._finished[row] = term or trunc
+        rows = np.flatnonzero(dropped)
         if not self.autoreset:
-            return VecStep(obs, state, avail, reward, terminated, truncated, dropped, infos)
-        return VecStep(
-            obs, state, avail, reward, terminated, truncated, dropped, infos, *stack_steps(finals)
-        )
+            # a dead worker may have left its rows half-written: show their last observation
+            for name, arr, old in (("obs", obs, last.obs), ("state", state, last.state),
+                                   ("avail", avail, last.avail_actions)):  # fmt: skip
+                arr[rows] = old[rows]
+                a[name][rows] = old[rows]
+            self._last = VecStep(
+                obs, state, avail, reward, terminated, truncated, dropped, tuple(infos)
+            )
+            return self._last
+        final_obs, final_state = a["final_obs"].copy(), a["final_state"].copy()
+        final_avail = a["final_avail"].copy()
+        prev_obs = last.obs
+        final_obs[rows], final_state[rows] = prev_obs[rows], last.state[rows]
+        final_avail[rows] = last.avail_actions[rows]
+        self._last = VecStep(
+            obs, state, avail, reward, terminated, truncated, dropped, tuple(infos),
+            final_obs, final_state, final_avail,
+        )  # fmt: skip
+        return self._last
 
-    def _step_rows(
-        self, active: np.ndarray, actions: np.ndarray
-    ) -> tuple[list[Step], list[Step], np.ndarray]:
-        """Send every active row its action, then collect: (current steps, final steps, dropped)."""
+    def _step_rows(self, active: np.ndarray) -> tuple[dict[int, Reply], np.ndarray]:
+        """Send every active row its step request, then collect the replies by row."""
         is_active = np.zeros(self.num_envs, bool)
         is_active[active] = True
         requests: list[list[int]] = []
@@ -208,54 +234,35 @@ class VectorEnv:
             rows = [r for r in slot.rows if is_active[r]]
             requests.append(rows)
             if rows:
-                payload = [
-                    (r, actions[r], int(self._counters[r]) if self.autoreset else None)
-                    for r in rows
-                ]
+                counters = self._counters
+                payload = [(r, int(counters[r]) if self.autoreset else None) for r in rows]
                 slot.send("step", payload)
-        steps: list[Step] = list(self._last)  # type: ignore[arg-type]
-        finals = list(steps)
+        replies: dict[int, Reply] = {}
         dropped = np.zeros(self.num_envs, bool)
         error: BaseException | None = None
         for slot, rows in zip(self._slots, requests, strict=True):
             if not rows:
                 continue
             try:
-                replies = slot.recv()
+                replies.update(zip(rows, slot.recv(), strict=True))
             except WorkerCrashed:
-                replies = self._drop(slot, rows, steps, dropped)
+                dropped[rows] = True
+                self.dropped_episodes += len(rows)
+                slot.restart()
+                if self.autoreset:  # the fresh worker starts every row's next episode at once
+                    self._reset_rows([slot])
+                for r in rows:
+                    replies[r] = (0.0, False, True, {"dropped": True}, False)
+                    self._finished[r] = not self.autoreset
             except RemoteError as err:
                 error = error or err  # keep collecting so every pipe stays in step
-                continue
-            for row, (step, first) in zip(rows, replies, strict=True):
-                finals[row] = step
-                if self.autoreset and step.done:
-                    if not dropped[row]:
-                        self._counters[row] += 1  # the worker reset with episode_seed(.., counter)
-                    steps[row] = first
-                else:
-                    steps[row] = step
-                    self._finished[row] = step.done
         if error is not None:
             raise error
-        return steps, finals, dropped
-
-    def _drop(
-        self, slot: LocalSlot | ProcessSlot, rows: list[int], steps: list[Step], dropped: np.ndarray
-    ) -> list[tuple[Step, Step | None]]:
-        """A worker died: restart it and turn its rows' replies into dropped, truncated ends."""
-        dropped[rows] = True
-        self.dropped_episodes += len(rows)
-        slot.restart()
-        firsts: list[Step | None] = [None] * len(rows)
-        if self.autoreset:  # the fresh worker starts every row's next episode at once
-            firsts = list(self._reset_rows([slot]))
-            firsts = [firsts[slot.rows.index(r)] for r in rows]
-        return [(_dropped(steps[r]), first) for r, first in zip(rows, firsts, strict=True)]
+        return replies, dropped
 
     def close(self) -> None:
         """Stop every worker (idempotent)."""
-        if getattr(self, "_closed", False):
+        if getattr(self, "_closed", True):
             return
         self._closed = True
         for slot in getattr(self, "_slots", []):
@@ -278,7 +285,8 @@ class VectorEnv:
         if self._closed:
             raise RuntimeError("VectorEnv is closed")
 
-    def _check_actions(self, actions: np.ndarray) -> np.ndarray:
+    def _check_actions(self, actions: np.ndarray, active: np.ndarray) -> None:
+        """Validate the active rows' actions and write them into the shared action array."""
         spec, b = self.spec, self.num_envs
         arr = np.asarray(actions)
         want = (b, spec.n_agents) if spec.discrete else (b, spec.n_agents, spec.n_actions)
@@ -286,33 +294,45 @@ class VectorEnv:
             raise ValueError(
                 f"{spec.id}: VectorEnv actions must have shape {want}, got {arr.shape}"
             )
-        out = np.empty(want, np.int64 if spec.discrete else np.float32)
-        for i in np.flatnonzero(~self._finished):
-            last = self._last[i]
-            avail = None if last is None else last.avail_actions
-            try:
-                out[i] = validate_actions(spec, avail, arr[i])
-            except ValueError as err:
-                raise ValueError(f"env {i}: {err}") from None
-        return out
+        assert self._last is not None
+        sub = arr[active]
+        # One vectorised test for the whole batch; only a failing batch is re-checked row by
+        # row, so the error names the env, the agent and the value.
+        if spec.discrete:
+            ok = sub.dtype.kind in "iu" and bool(((sub >= 0) & (sub < spec.n_actions)).all())
+            if ok:
+                picked = np.take_along_axis(self._last.avail_actions[active], sub[..., None], -1)
+                ok = bool(picked.all())
+        else:
+            assert spec.action_low is not None and spec.action_high is not None
+            low, high, _, _ = _bounds(spec.action_low, spec.action_high)
+            ok = sub.dtype.kind == "f" and bool(((sub >= low) & (sub <= high)).all())
+        if not ok:
+            for i in active:
+                try:
+                    validate_actions(spec, self._last.avail_actions[i], arr[i])
+                except ValueError as err:
+                    raise ValueError(f"env {i}: {err}") from None
+        self._buf.arrays["actions"][active] = sub
 
-    def _reset_rows(self, slots: list[LocalSlot | ProcessSlot]) -> list[Step]:
-        """Reset every row of `slots` with its next episode seed; returns steps in row order
-        of the slots given. A worker that crashes while resetting is restarted and retried."""
+    def _reset_rows(self, slots: list[LocalSlot | ProcessSlot]) -> dict[int, Any]:
+        """Reset every row of `slots` with its next episode seed (the workers write the
+        observations); returns the infos by row. A worker that crashes while resetting is
+        restarted and retried."""
         seeds = {}
         for slot in slots:
             for r in slot.rows:
                 seeds[r] = episode_seed(self.seed, r, int(self._counters[r]))
                 self._counters[r] += 1
-        out: dict[int, Step] = {}
+        infos: dict[int, Any] = {}
         for attempt in range(_RESET_ATTEMPTS):
-            pending = [s for s in slots if s.rows[0] not in out]
+            pending = [s for s in slots if s.rows[0] not in infos]
             for slot in pending:
                 slot.send("reset", [(r, seeds[r]) for r in slot.rows])
             crashed = []
             for slot in pending:
                 try:
-                    out.update(zip(slot.rows, slot.recv(), strict=True))
+                    infos.update(zip(slot.rows, slot.recv(), strict=True))
                 except WorkerCrashed:
                     crashed.append(slot)
             if not crashed:
@@ -321,9 +341,4 @@ class VectorEnv:
                 raise WorkerCrashed(f"env workers of rows {[s.rows for s in crashed]} keep dying")
             for slot in crashed:
                 slot.restart()
-        return [out[r] for slot in slots for r in slot.rows]
-
-
-def _dropped(last: Step) -> Step:
-    """The row of a crashed worker: its last observation, reward 0, truncated, flagged."""
-    return Step(last.obs, last.state, last.avail_actions, 0.0, False, True, {"dropped": True})
+        return infos

@@ -4,8 +4,10 @@ A slot holds the envs of some rows and answers three requests (`reset`, `step`, 
 a list of its rows at once, through `send` then `recv`; the vector env sends to every slot
 first and then collects, so worker processes step in parallel. Several envs per worker keep
 the per-step messages (and context switches) to one per worker, which is what lets B envs on
-2 cores beat one env. A worker that dies shows up as `WorkerCrashed` from `recv` (its pipe
-reaches EOF); `restart()` starts a fresh one with fresh envs.
+2 cores beat one env. Observations and actions travel through shared arrays (`Buffers`); the
+pipe carries row lists, rewards, flags and infos. A worker that dies shows up as
+`WorkerCrashed` from `recv` (its pipe reaches EOF); `restart()` starts a fresh one with fresh
+envs.
 
 With auto-reset, a `step` request carries the episode counter to use if the episode ends, and
 the worker resets at once with `episode_seed(seed, row, counter)`: one round trip per step.
@@ -22,13 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from ._core import EnvSpec, MultiAgentEnv, Step
+from ._buffers import Buffers
+from ._core import EnvSpec, MultiAgentEnv
 from ._seeding import episode_seed
 
-__all__ = ["LocalSlot", "ProcessSlot", "RemoteError", "WorkerCrashed"]
+__all__ = ["LocalSlot", "ProcessSlot", "RemoteError", "Reply", "WorkerCrashed"]
 
-Reply = tuple[Step, Step | None]
-"""What a `step` request returns: the step, and the next episode's first step if it reset."""
+Reply = tuple[float, bool, bool, Mapping[str, Any], bool]
+"""Per stepped row: reward, terminated, truncated, info, whether the row reset (auto-reset)."""
 
 
 class WorkerCrashed(RuntimeError):
@@ -45,28 +48,51 @@ class RemoteError(RuntimeError):
         self.error = error
 
 
+def _plain(info: Mapping[str, Any]) -> dict[str, Any]:
+    """`info` with numpy scalars as Python ones: they pickle ~10x faster."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in info.items()}
+
+
 class _Envs:
     """The envs of one slot, by row, and the requests on them."""
 
     def __init__(
-        self, env_id: str, env_kwargs: Mapping[str, Any], seed: int, rows: Sequence[int]
+        self,
+        env_id: str,
+        env_kwargs: Mapping[str, Any],
+        seed: int,
+        rows: Sequence[int],
+        buffers: Buffers,
     ) -> None:
         self.seed = seed
+        self.buffers = buffers
         self.envs = {row: _make(env_id, env_kwargs) for row in rows}
         self.spec: EnvSpec = self.envs[rows[0]].spec
 
     def handle(self, cmd: str, payload: Any) -> Any:
-        if cmd == "reset":  # [(row, seed)] -> [Step]
-            return [self.envs[row].reset(seed=seed) for row, seed in payload]
-        if cmd == "step":  # [(row, actions, next_counter | None)] -> [(Step, Step | None)]
+        buf = self.buffers
+        if cmd == "reset":  # [(row, seed)] -> [info]; writes current (and final) rows
+            infos = []
+            for row, seed in payload:
+                step = self.envs[row].reset(seed=seed)
+                buf.write(row, step)
+                buf.write(row, step, final=True)
+                infos.append(_plain(step.info))
+            return infos
+        if cmd == "step":  # [(row, next_counter | None)] -> [Reply]; actions come from buf
+            actions = buf.arrays["actions"]
             out: list[Reply] = []
-            for row, actions, next_counter in payload:
+            for row, next_counter in payload:
                 env = self.envs[row]
-                step = env.step(actions)
-                first = None
-                if step.done and next_counter is not None:
-                    first = env.reset(seed=episode_seed(self.seed, row, next_counter))
-                out.append((step, first))
+                step = env.step(actions[row].copy())  # the shared row is rewritten next step
+                reset = step.done and next_counter is not None
+                if next_counter is not None:
+                    buf.write(row, step, final=True)
+                if reset:
+                    buf.write(row, env.reset(seed=episode_seed(self.seed, row, next_counter)))
+                else:
+                    buf.write(row, step)
+                out.append((step.reward, step.terminated, step.truncated, _plain(step.info), reset))
             return out
         raise ValueError(f"unknown request {cmd!r}")
 
@@ -82,13 +108,18 @@ def _make(env_id: str, env_kwargs: Mapping[str, Any]) -> MultiAgentEnv:
 
 
 def worker_main(
-    conn: Connection, env_id: str, env_kwargs: Mapping[str, Any], seed: int, rows: list[int]
+    conn: Connection,
+    env_id: str,
+    env_kwargs: Mapping[str, Any],
+    seed: int,
+    rows: list[int],
+    buffers: Buffers,
 ) -> None:
     """Body of a worker process: build the envs of `rows`, then answer requests until `close`."""
     # Ctrl-C goes to the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        envs = _Envs(env_id, env_kwargs, seed, rows)
+        envs = _Envs(env_id, env_kwargs, seed, rows, buffers)
     except BaseException as err:  # report construction errors instead of dying silently
         conn.send(("error", (_picklable(err), traceback.format_exc())))
         return
@@ -125,10 +156,15 @@ class LocalSlot:
     pid: int | None = None
 
     def __init__(
-        self, env_id: str, env_kwargs: Mapping[str, Any], seed: int, rows: Sequence[int]
+        self,
+        env_id: str,
+        env_kwargs: Mapping[str, Any],
+        seed: int,
+        rows: Sequence[int],
+        buffers: Buffers,
     ) -> None:
         self.rows = list(rows)
-        self._envs = _Envs(env_id, env_kwargs, seed, self.rows)
+        self._envs = _Envs(env_id, env_kwargs, seed, self.rows, buffers)
         self.spec: EnvSpec = self._envs.spec
         self._result: Any = None
 
@@ -147,7 +183,7 @@ class LocalSlot:
 
 
 class ProcessSlot:
-    """One env in a worker process, talked to through a pipe."""
+    """Envs in a worker process, talked to through a pipe and shared arrays."""
 
     def __init__(
         self,
@@ -155,10 +191,11 @@ class ProcessSlot:
         env_kwargs: Mapping[str, Any],
         seed: int,
         rows: Sequence[int],
+        buffers: Buffers,
         context: mp.context.BaseContext,
     ) -> None:
         self.rows = list(rows)
-        self._args = (env_id, dict(env_kwargs), seed, self.rows)
+        self._args = (env_id, dict(env_kwargs), seed, self.rows, buffers)
         self._context = context
         self._crashed = False
         self._start()
@@ -230,12 +267,3 @@ class ProcessSlot:
                 pass
             self._process.join(timeout=5)
         self._kill()
-
-
-def stack_steps(steps: list[Step]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`[B]` steps -> obs `[B, N, O]`, state `[B, S]`, avail `[B, N, A]`."""
-    return (
-        np.stack([s.obs for s in steps]),
-        np.stack([s.state for s in steps]),
-        np.stack([s.avail_actions for s in steps]),
-    )
