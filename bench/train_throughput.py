@@ -5,7 +5,10 @@ episodes, buffer 5000, agent hidden 64, mixer 32/64, one torch thread):
 - classic: one env, as PyMARL/EPyMARL's episode runner (anchor: EPyMARL's QMIX runs this task at
   about 400 env steps/s on this kind of machine, one core);
 - fast: our defaults for throughput: several envs stepped together with one batched act() per
-  step (in-process envs).
+  step (in-process envs); fast_processes: the same with the envs in worker processes.
+
+Each result carries the loop's profile (share of wall time in `update`, in `act`, and in the
+rest: env steps, buffer, bookkeeping), from a timed subclass of `QLearner`.
 
 Throughput is measured in steady state (after the buffer holds a batch, so updates run) from the
 run's own metrics lines, and over the whole run. Writes bench/results/train_throughput.json.
@@ -27,7 +30,14 @@ from pathlib import Path
 
 import torch
 
-from mmsa_marl_core import config_from_dict, read_metrics, train
+from mmsa_marl_core import (
+    QLearner,
+    QLearnerConfig,
+    config_from_dict,
+    read_metrics,
+    register_algo,
+    train,
+)
 from mmsa_marl_core.run_info import git_commit, versions
 
 ENV = "lbf:Foraging-8x8-2p-2f-coop-v3"
@@ -47,11 +57,41 @@ LEARNING = {
 SETTINGS = {
     "classic": {"n_envs": 1, "env_processes": False},
     "fast": {"n_envs": 8, "env_processes": False},
+    "fast_processes": {"n_envs": 8, "env_processes": True},
 }
 
 
+class TimedQLearner(QLearner):
+    """QMIX with wall-clock accounting of `update` and `act` (the profile of the loop)."""
+
+    update_s = 0.0
+    act_s = 0.0
+
+    def update(self, batch):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            return super().update(batch)
+        finally:
+            TimedQLearner.update_s += time.perf_counter() - start
+
+    def act(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            return super().act(*args, **kwargs)
+        finally:
+            TimedQLearner.act_s += time.perf_counter() - start
+
+
+register_algo(
+    "qmix-timed", lambda spec, cfg, device: TimedQLearner(spec, cfg, device), QLearnerConfig
+)
+
+
 def measure(name: str, steps: int, seed: int) -> dict:
-    config = config_from_dict({**LEARNING, **SETTINGS[name], "steps": steps, "seed": seed})
+    config = config_from_dict(
+        {**LEARNING, **SETTINGS[name], "algo": "qmix-timed", "steps": steps, "seed": seed}
+    )
+    TimedQLearner.update_s = TimedQLearner.act_s = 0.0
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     try:
         start = time.perf_counter()
@@ -72,6 +112,14 @@ def measure(name: str, steps: int, seed: int) -> dict:
         "process_wall_s": round(elapsed, 2),
         "steps_per_s_whole_run": round(result.env_steps / result.wall_s, 1),
         "steps_per_s_steady": round(steady, 1),
+        "profile_share_of_loop": {
+            "update": round(TimedQLearner.update_s / result.wall_s, 3),
+            "act": round(TimedQLearner.act_s / result.wall_s, 3),
+            "envs_buffer_eval_rest": round(
+                1 - (TimedQLearner.update_s + TimedQLearner.act_s) / result.wall_s, 3
+            ),
+        },
+        "update_ms_mean": round(1000 * TimedQLearner.update_s / max(result.updates, 1), 2),
     }
 
 

@@ -21,7 +21,31 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "run_train", "run_evaluate", "list_envs", "resolve_device", "default_run_dir"]
+__all__ = [
+    "DEFAULT_PRESET",
+    "main",
+    "run_train",
+    "run_evaluate",
+    "list_envs",
+    "resolve_device",
+    "default_run_dir",
+    "train_config_from_args",
+    "build_parser",
+]
+
+DEFAULT_PRESET: dict[str, Any] = {
+    "env": "lbf:Foraging-5x5-2p-1f-v3",
+    "steps": 30_000,
+    "n_envs": 8,
+    "eval_every": 5_000,
+    "log_every": 2_500,
+    "checkpoint_every": 10_000,
+    "algo_config": {"gamma": 0.9, "target_update_interval": 50, "epsilon_anneal_steps": 10_000},
+}
+"""What `mmsa train` runs when neither --config nor --env is given: QMIX/VDN on a small LBF map
+that learns in minutes on one CPU core (greedy return ~0.8-0.95 vs ~0.55 for random actions).
+LBF's reward is one terminal payoff and its time limit is bootstrapped, so gamma 0.9 and fast
+target updates (see the mmsa_marl_core README) instead of the generic 0.99 / 200."""
 
 
 def resolve_device(device: str) -> str:
@@ -113,7 +137,7 @@ def list_envs(show_all: bool = False) -> list[str]:
 
 
 # ---------------------------------------------------------------------- argparse front end
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmsa", description="MMSA: train and evaluate MARL.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -140,7 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train_command(args: argparse.Namespace) -> int:
+def train_config_from_args(args: argparse.Namespace) -> Any:
+    """The `TrainConfig` of a `mmsa train` command line (see `flows.config` for the layers)."""
     from mmsa_marl_core.run_info import read_run_json
 
     from .config import build_train_config
@@ -151,7 +176,20 @@ def _train_command(args: argparse.Namespace) -> int:
             raise ValueError("--resume needs --run-dir (the run to continue)")
         if (args.run_dir / "run.json").exists():
             base = read_run_json(args.run_dir)["config"]
-    config = build_train_config(
+    if (
+        base is None
+        and args.config is None
+        and args.env is None
+        and args.algo
+        in (
+            None,
+            "qmix",
+            "vdn",
+        )
+    ):
+        base = DEFAULT_PRESET
+        print("mmsa train: no --env/--config given, using the embedded default preset")
+    return build_train_config(
         config_file=args.config,
         overrides=args.overrides,
         env=args.env,
@@ -160,6 +198,10 @@ def _train_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         base=base,
     )
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    config = train_config_from_args(args)
     run_dir = args.run_dir or default_run_dir(config.env, config.algo, config.seed)
     device = resolve_device(args.device)
     print(f"mmsa train: {config.algo} on {config.env}, {config.steps} steps, seed {config.seed}, "
@@ -181,7 +223,7 @@ def _train_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mmsa` console script; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
             return _train_command(args)

