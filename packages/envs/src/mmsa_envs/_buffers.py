@@ -5,7 +5,9 @@ stepping a MuJoCo env (measured: ~50 us to unpickle two HalfCheetah steps, ~60 u
 Workers now write `obs`, `state` and `avail_actions` of their rows straight into arrays the
 parent reads, and read their actions from one; the pipe only carries row lists, rewards, flags
 and infos. `current` holds each row's latest observation; `final` (auto-reset only) the last
-observation of an episode that just ended (equal to `current` for rows that did not end).
+observation of an episode that just ended (equal to `current` for rows that did not end). The
+per-row requests (which rows step, reset seeds, episode counters) and results (reward, ends)
+are arrays too, so a request is one byte and a reply only the pickled infos.
 
 The arrays are `multiprocessing` RawArrays handed to workers when they start (in-process slots
 get the same views), so the layout is fixed by the `EnvSpec` and B.
@@ -27,7 +29,8 @@ _CTYPES = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.bool_): ctypes.c_bo
 
 
 class Buffers:
-    """`obs [B,N,O]`, `state [B,S]`, `avail [B,N,A]` (current and final) and `actions`."""
+    """`obs [B,N,O]`, `state [B,S]`, `avail [B,N,A]` (current and final), `actions`, and the
+    per-row control and result arrays of one step."""
 
     def __init__(self, spec: EnvSpec, num_envs: int, context: Any | None) -> None:
         b, n, o, s, a = num_envs, spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions
@@ -41,6 +44,15 @@ class Buffers:
             "final_state": ((b, s), np.float32),
             "final_avail": ((b, n, a), np.bool_),
             "actions": (act_shape, act_dtype),
+            # control: which rows to step, the episode counter to reset with (-1: no reset),
+            # reset seeds; results: reward, ends, whether the row reset
+            "active": ((b,), np.bool_),
+            "counter": ((b,), np.int64),
+            "seed": ((b,), np.int64),
+            "reward": ((b,), np.float32),
+            "terminated": ((b,), np.bool_),
+            "truncated": ((b,), np.bool_),
+            "reset": ((b,), np.bool_),
         }
         self.raw: dict[str, Any] = {}
         for name, (shape, dtype) in self.layout.items():

@@ -32,7 +32,7 @@ from ._buffers import Buffers
 from ._core import EnvSpec, _bounds, validate_actions
 from ._registry import make
 from ._seeding import episode_seed
-from ._worker import LocalSlot, ProcessSlot, RemoteError, Reply, WorkerCrashed
+from ._worker import RESET, STEP, LocalSlot, ProcessSlot, RemoteError, WorkerCrashed
 
 __all__ = ["VecStep", "VectorEnv"]
 
@@ -185,26 +185,29 @@ class VectorEnv:
         self._check_open()
         if not self._started or self._last is None:
             raise RuntimeError("VectorEnv.step() called before reset()")
-        active = np.flatnonzero(~self._finished)
+        active = ~self._finished
         self._check_actions(actions, active)
+        a, last = self._buf.arrays, self._last
+        a["active"][:] = active
+        a["counter"][:] = self._counters if self.autoreset else -1
         try:
-            replies, dropped = self._step_rows(active)
+            infos_by_row, dropped = self._step_rows(active)
         except BaseException:
             self._started = False  # rows may disagree now; the caller must reset
             raise
-        last, a, b = self._last, self._buf.arrays, self.num_envs
-        obs, state, avail = a["obs"].copy(), a["state"].copy(), a["avail"].copy()
-        reward = np.zeros(b, np.float32)
-        terminated, truncated = last.terminated.copy(), last.truncated.copy()
-        infos = list(last.infos)
-        for row, (r, term, trunc, info, reset) in replies.items():
-            reward[row], terminated[row], truncated[row], infos[row] = r, term, trunc, info
-            if reset:
-                self._counters[row] += 1  # the worker reset with episode_seed(.., counter)
-            elif not self.autoreset:
-                self._finished[row] = term or trunc
+        reward = np.where(active, a["reward"], 0.0).astype(np.float32)
+        terminated = np.where(active, a["terminated"], last.terminated)
+        truncated = np.where(active, a["truncated"], last.truncated)
+        reset = active & a["reset"]
         rows = np.flatnonzero(dropped)
+        reward[rows], terminated[rows], truncated[rows], reset[rows] = 0.0, False, True, False
+        self._counters += reset  # those workers reset with episode_seed(.., counter)
+        infos = list(last.infos)
+        for row, info in infos_by_row.items():
+            infos[row] = info
+        obs, state, avail = a["obs"].copy(), a["state"].copy(), a["avail"].copy()
         if not self.autoreset:
+            self._finished |= terminated | truncated
             # a dead worker may have left its rows half-written: show their last observation
             for name, arr, old in (("obs", obs, last.obs), ("state", state, last.state),
                                    ("avail", avail, last.avail_actions)):  # fmt: skip
@@ -216,8 +219,7 @@ class VectorEnv:
             return self._last
         final_obs, final_state = a["final_obs"].copy(), a["final_state"].copy()
         final_avail = a["final_avail"].copy()
-        prev_obs = last.obs
-        final_obs[rows], final_state[rows] = prev_obs[rows], last.state[rows]
+        final_obs[rows], final_state[rows] = last.obs[rows], last.state[rows]
         final_avail[rows] = last.avail_actions[rows]
         self._last = VecStep(
             obs, state, avail, reward, terminated, truncated, dropped, tuple(infos),
@@ -225,40 +227,37 @@ class VectorEnv:
         )  # fmt: skip
         return self._last
 
-    def _step_rows(self, active: np.ndarray) -> tuple[dict[int, Reply], np.ndarray]:
-        """Send every active row its step request, then collect the replies by row."""
-        is_active = np.zeros(self.num_envs, bool)
-        is_active[active] = True
+    def _step_rows(self, active: np.ndarray) -> tuple[dict[int, Any], np.ndarray]:
+        """Ask every slot with active rows to step them, then collect: (infos by row, dropped)."""
         requests: list[list[int]] = []
         for slot in self._slots:
-            rows = [r for r in slot.rows if is_active[r]]
+            rows = [r for r in slot.rows if active[r]]
             requests.append(rows)
             if rows:
-                counters = self._counters
-                payload = [(r, int(counters[r]) if self.autoreset else None) for r in rows]
-                slot.send("step", payload)
-        replies: dict[int, Reply] = {}
+                slot.send(STEP)
+        infos: dict[int, Any] = {}
         dropped = np.zeros(self.num_envs, bool)
         error: BaseException | None = None
         for slot, rows in zip(self._slots, requests, strict=True):
             if not rows:
                 continue
             try:
-                replies.update(zip(rows, slot.recv(), strict=True))
+                reply = slot.recv()
             except WorkerCrashed:
                 dropped[rows] = True
                 self.dropped_episodes += len(rows)
                 slot.restart()
                 if self.autoreset:  # the fresh worker starts every row's next episode at once
                     self._reset_rows([slot])
-                for r in rows:
-                    replies[r] = (0.0, False, True, {"dropped": True}, False)
-                    self._finished[r] = not self.autoreset
+                infos.update((r, {"dropped": True}) for r in rows)
+                continue
             except RemoteError as err:
                 error = error or err  # keep collecting so every pipe stays in step
+                continue
+            infos.update(zip(rows, reply or [{}] * len(rows), strict=True))
         if error is not None:
             raise error
-        return replies, dropped
+        return infos, dropped
 
     def close(self) -> None:
         """Stop every worker (idempotent)."""
@@ -285,7 +284,7 @@ class VectorEnv:
         if self._closed:
             raise RuntimeError("VectorEnv is closed")
 
-    def _check_actions(self, actions: np.ndarray, active: np.ndarray) -> None:
+    def _check_actions(self, actions: np.ndarray, active_mask: np.ndarray) -> None:
         """Validate the active rows' actions and write them into the shared action array."""
         spec, b = self.spec, self.num_envs
         arr = np.asarray(actions)
@@ -295,14 +294,16 @@ class VectorEnv:
                 f"{spec.id}: VectorEnv actions must have shape {want}, got {arr.shape}"
             )
         assert self._last is not None
-        sub = arr[active]
+        active = np.flatnonzero(active_mask)
+        sub = arr if active.size == b else arr[active]
         # One vectorised test for the whole batch; only a failing batch is re-checked row by
         # row, so the error names the env, the agent and the value.
         if spec.discrete:
             ok = sub.dtype.kind in "iu" and bool(((sub >= 0) & (sub < spec.n_actions)).all())
             if ok:
-                picked = np.take_along_axis(self._last.avail_actions[active], sub[..., None], -1)
-                ok = bool(picked.all())
+                avail = self._last.avail_actions
+                avail = avail if active.size == b else avail[active]
+                ok = bool(np.take_along_axis(avail, sub[..., None], -1).all())
         else:
             assert spec.action_low is not None and spec.action_high is not None
             low, high, _, _ = _bounds(spec.action_low, spec.action_high)
@@ -319,7 +320,7 @@ class VectorEnv:
         """Reset every row of `slots` with its next episode seed (the workers write the
         observations); returns the infos by row. A worker that crashes while resetting is
         restarted and retried."""
-        seeds = {}
+        seeds = self._buf.arrays["seed"]
         for slot in slots:
             for r in slot.rows:
                 seeds[r] = episode_seed(self.seed, r, int(self._counters[r]))
@@ -328,13 +329,15 @@ class VectorEnv:
         for attempt in range(_RESET_ATTEMPTS):
             pending = [s for s in slots if s.rows[0] not in infos]
             for slot in pending:
-                slot.send("reset", [(r, seeds[r]) for r in slot.rows])
+                slot.send(RESET)
             crashed = []
             for slot in pending:
                 try:
-                    infos.update(zip(slot.rows, slot.recv(), strict=True))
+                    reply = slot.recv()
                 except WorkerCrashed:
                     crashed.append(slot)
+                    continue
+                infos.update(zip(slot.rows, reply or [{}] * len(slot.rows), strict=True))
             if not crashed:
                 break
             if attempt + 1 == _RESET_ATTEMPTS:

@@ -4,10 +4,10 @@ A slot holds the envs of some rows and answers three requests (`reset`, `step`, 
 a list of its rows at once, through `send` then `recv`; the vector env sends to every slot
 first and then collects, so worker processes step in parallel. Several envs per worker keep
 the per-step messages (and context switches) to one per worker, which is what lets B envs on
-2 cores beat one env. Observations and actions travel through shared arrays (`Buffers`); the
-pipe carries row lists, rewards, flags and infos. A worker that dies shows up as
-`WorkerCrashed` from `recv` (its pipe reaches EOF); `restart()` starts a fresh one with fresh
-envs.
+2 cores beat one env. Requests, observations, actions, rewards and ends travel through shared
+arrays (`Buffers`); the pipe carries a one-byte request and the pickled infos back. A worker
+that dies shows up as `WorkerCrashed` from `recv` (its pipe reaches EOF); `restart()` starts a
+fresh one with fresh envs.
 
 With auto-reset, a `step` request carries the episode counter to use if the episode ends, and
 the worker resets at once with `episode_seed(seed, row, counter)`: one round trip per step.
@@ -28,10 +28,10 @@ from ._buffers import Buffers
 from ._core import EnvSpec, MultiAgentEnv
 from ._seeding import episode_seed
 
-__all__ = ["LocalSlot", "ProcessSlot", "RemoteError", "Reply", "WorkerCrashed"]
+__all__ = ["CLOSE", "RESET", "STEP", "LocalSlot", "ProcessSlot", "RemoteError", "WorkerCrashed"]
 
-Reply = tuple[float, bool, bool, Mapping[str, Any], bool]
-"""Per stepped row: reward, terminated, truncated, info, whether the row reset (auto-reset)."""
+RESET, STEP, CLOSE = b"r", b"s", b"c"
+"""Requests: reset every row of the slot (seeds in `Buffers`), step its active rows, stop."""
 
 
 class WorkerCrashed(RuntimeError):
@@ -54,7 +54,11 @@ def _plain(info: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Envs:
-    """The envs of one slot, by row, and the requests on them."""
+    """The envs of one slot, by row, and the requests on them.
+
+    Requests and results go through `buffers`; `handle` returns the infos of the rows it
+    touched (in row order), or None when they are all empty.
+    """
 
     def __init__(
         self,
@@ -65,36 +69,44 @@ class _Envs:
         buffers: Buffers,
     ) -> None:
         self.seed = seed
+        self.rows = list(rows)
         self.buffers = buffers
-        self.envs = {row: _make(env_id, env_kwargs) for row in rows}
-        self.spec: EnvSpec = self.envs[rows[0]].spec
+        self.envs = {row: _make(env_id, env_kwargs) for row in self.rows}
+        self.spec: EnvSpec = self.envs[self.rows[0]].spec
 
-    def handle(self, cmd: str, payload: Any) -> Any:
+    def handle(self, cmd: bytes) -> list[dict[str, Any]] | None:
         buf = self.buffers
-        if cmd == "reset":  # [(row, seed)] -> [info]; writes current (and final) rows
-            infos = []
-            for row, seed in payload:
-                step = self.envs[row].reset(seed=seed)
+        arr = buf.arrays
+        infos: list[dict[str, Any]] = []
+        if cmd == RESET:  # every row of the slot, with the seeds in the buffers
+            for row in self.rows:
+                step = self.envs[row].reset(seed=int(arr["seed"][row]))
                 buf.write(row, step)
                 buf.write(row, step, final=True)
                 infos.append(_plain(step.info))
-            return infos
-        if cmd == "step":  # [(row, next_counter | None)] -> [Reply]; actions come from buf
-            actions = buf.arrays["actions"]
-            out: list[Reply] = []
-            for row, next_counter in payload:
+        elif cmd == STEP:  # the active rows; counter >= 0 means: reset with it if it ends
+            actions, counters, active = arr["actions"], arr["counter"], arr["active"]
+            for row in self.rows:
+                if not active[row]:
+                    continue
                 env = self.envs[row]
                 step = env.step(actions[row].copy())  # the shared row is rewritten next step
-                reset = step.done and next_counter is not None
-                if next_counter is not None:
+                counter = int(counters[row])
+                reset = step.done and counter >= 0
+                if counter >= 0:
                     buf.write(row, step, final=True)
                 if reset:
-                    buf.write(row, env.reset(seed=episode_seed(self.seed, row, next_counter)))
+                    buf.write(row, env.reset(seed=episode_seed(self.seed, row, counter)))
                 else:
                     buf.write(row, step)
-                out.append((step.reward, step.terminated, step.truncated, _plain(step.info), reset))
-            return out
-        raise ValueError(f"unknown request {cmd!r}")
+                arr["reward"][row] = step.reward
+                arr["terminated"][row] = step.terminated
+                arr["truncated"][row] = step.truncated
+                arr["reset"][row] = reset
+                infos.append(_plain(step.info))
+        else:
+            raise ValueError(f"unknown request {cmd!r}")
+        return infos if any(infos) else None
 
     def close(self) -> None:
         for env in self.envs.values():
@@ -126,15 +138,15 @@ def worker_main(
     conn.send(("ok", envs.spec))
     while True:
         try:
-            cmd, payload = conn.recv()
+            cmd = conn.recv_bytes()
         except (EOFError, OSError):
             break
-        if cmd == "close":
+        if cmd == CLOSE:
             envs.close()
             conn.send(("ok", None))
             break
         try:
-            conn.send(("ok", envs.handle(cmd, payload)))
+            conn.send(("ok", envs.handle(cmd)))
         except Exception as err:
             conn.send(("error", (_picklable(err), traceback.format_exc())))
     conn.close()
@@ -168,8 +180,8 @@ class LocalSlot:
         self.spec: EnvSpec = self._envs.spec
         self._result: Any = None
 
-    def send(self, cmd: str, payload: Any) -> None:
-        self._result = self._envs.handle(cmd, payload)
+    def send(self, cmd: bytes) -> None:
+        self._result = self._envs.handle(cmd)
 
     def recv(self) -> Any:
         result, self._result = self._result, None
@@ -232,9 +244,9 @@ class ProcessSlot:
                 f"exit code {self._process.exitcode}"
             ) from err
 
-    def send(self, cmd: str, payload: Any) -> None:
+    def send(self, cmd: bytes) -> None:
         try:
-            self._conn.send((cmd, payload))
+            self._conn.send_bytes(cmd)
         except (BrokenPipeError, ConnectionResetError, OSError):
             self._crashed = True  # reported by the matching recv()
 
@@ -260,7 +272,7 @@ class ProcessSlot:
     def close(self) -> None:
         if self._process.is_alive() and not self._crashed:
             try:
-                self._conn.send(("close", None))
+                self._conn.send_bytes(CLOSE)
                 if self._conn.poll(5):
                     self._conn.recv()
             except (EOFError, OSError):
