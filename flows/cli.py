@@ -35,7 +35,7 @@ __all__ = [
 
 DEFAULT_PRESET: dict[str, Any] = {
     "env": "lbf:Foraging-5x5-2p-1f-v3",
-    "steps": 30_000,
+    "steps": 25_000,
     "n_envs": 8,
     "eval_every": 5_000,
     "log_every": 2_500,

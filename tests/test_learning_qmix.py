@@ -68,6 +68,7 @@ def test_beats_random(tmp_path, algo, seed):
     train(config, tmp_path, progress=False)
     learned = evaluate(tmp_path, episodes=EPISODES)["return_mean"]
     baseline = _random_return(seed)
+    print(f"{algo} seed {seed}: greedy {learned:.3f}, random {baseline:.3f}")
     assert learned > baseline + MARGIN, (
         f"{algo} seed {seed}: {learned:.3f} vs random {baseline:.3f}"
     )
