@@ -229,13 +229,12 @@ def test_a_worker_holding_several_envs_drops_all_their_episodes() -> None:
 
 def test_worker_count_does_not_change_results() -> None:
     outs = []
-    for workers in (1, 2, 4):
+    for workers in (1, 3):
         with VectorEnv("dummy", 4, seed=SEED, num_workers=workers, autoreset=True) as venv:
             vs = [venv.reset()]
             for t in range(8):
                 vs.append(venv.step(_policy(vs[-1], t)))
             outs.append(np.stack([v.obs for v in vs]))
     np.testing.assert_array_equal(outs[0], outs[1])
-    np.testing.assert_array_equal(outs[0], outs[2])
     with pytest.raises(ValueError, match="num_workers=0"):
         VectorEnv("dummy", 2, num_workers=0)

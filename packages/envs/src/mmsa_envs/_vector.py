@@ -119,6 +119,10 @@ class VectorEnv:
         self.spec: EnvSpec = probe.spec
         probe.close()
         ctx = mp.get_context(start_method) if processes else None
+        if ctx is not None and start_method == "forkserver":
+            # Workers fork from the server with these already imported (only takes effect
+            # before the server first starts); "__main__" is the stdlib default.
+            ctx.set_forkserver_preload(["__main__", "numpy", "mmsa_envs"])  # type: ignore[attr-defined]
         self._buf = Buffers(self.spec, num_envs, ctx)
         blocks = [b.tolist() for b in np.array_split(np.arange(num_envs), num_workers) if b.size]
         try:
