@@ -316,12 +316,14 @@ def vector_scaling(env_id: str, sizes: list[int], seconds: float, repeats: int) 
     spec = make(env_id).spec
     rng = np.random.default_rng(0)
 
+    parent_cpu: dict[int, list[float]] = {}
+
     def throughput(venv: Any) -> Callable[[], float]:
         v = venv.reset()
 
         def run() -> float:
             nonlocal v
-            n, t0 = 0, time.perf_counter()
+            n, t0, c0 = 0, time.perf_counter(), time.process_time()
             while time.perf_counter() - t0 < seconds:
                 if spec.discrete:
                     acts = _valid_random(v.avail_actions, rng)
@@ -330,7 +332,9 @@ def vector_scaling(env_id: str, sizes: list[int], seconds: float, repeats: int) 
                     acts = acts.astype(np.float32)
                 v = venv.step(acts)
                 n += venv.num_envs
-            return (time.perf_counter() - t0) / n  # seconds per env step
+            cpu = (time.process_time() - c0) / n
+            parent_cpu.setdefault(id(venv), []).append(cpu)
+            return (time.perf_counter() - t0) / n  # seconds per env step (wall)
 
         return run
 
@@ -347,11 +351,15 @@ def vector_scaling(env_id: str, sizes: list[int], seconds: float, repeats: int) 
     return {
         "env": env_id,
         "timings": res,
+        "parent_cpu_us_per_env_step": {
+            k: round(statistics.median(parent_cpu[id(v)]) * 1e6, 1) for k, v in venvs.items()
+        },
         "speedup_vs_one_env": {
             k: res[k]["steps_per_s_median"] / base for k in res if k != "one_env_in_process"
         },
         "loop": "VectorEnv(processes=True, autoreset=True).step with random valid actions; "
-        "env steps per second (B per call)",
+        "env steps per second (B per call), wall-clock; parent_cpu is the CPU time the "
+        "calling process spends per env step (for one_env_in_process: the whole env step)",
     }
 
 
