@@ -46,7 +46,7 @@ _ID = re.compile(r"^(?P<race>[a-z]+)_(?P<n>\d+)_vs_(?P<m>\d+)$")
 
 INSTALL_HELP = (
     "SMACv2 needs three things: (1) the smacv2 package: "
-    "pip install 'git+https://github.com/oxwhirl/smacv2.git' (or pip install 'mmsa-envs[smacv2]'); "
+    "pip install 'git+https://github.com/oxwhirl/smacv2.git'; "
     "(2) StarCraft II for Linux, version 4.10: download SC2.4.10.zip from "
     "https://github.com/Blizzard/s2client-proto#downloads, unzip it (password: iagreetotheeula) "
     "to ~/StarCraftII or anywhere with SC2PATH pointing there; (3) the SMAC maps: copy "
