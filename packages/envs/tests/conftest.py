@@ -15,7 +15,8 @@ def _jax_compilation_cache(pytestconfig: pytest.Config) -> None:
         return
     import jax
 
-    cache_dir = pytestconfig.cache.mkdir("jax-compilation-cache") if pytestconfig.cache else None
+    cache = getattr(pytestconfig, "cache", None)  # absent under -p no:cacheprovider
+    cache_dir = cache.mkdir("jax-compilation-cache") if cache else None
     if cache_dir is not None:
         jax.config.update("jax_compilation_cache_dir", str(cache_dir))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
