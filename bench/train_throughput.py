@@ -142,6 +142,13 @@ def main() -> None:
         "fast_over_epymarl_anchor": round(fast / ANCHOR_STEPS_PER_S, 2),
         "epymarl_anchor_steps_per_s": ANCHOR_STEPS_PER_S,
         "target": "fast >= 3x the EPyMARL anchor with the same updates per env step",
+        "notes": (
+            "The anchor is EPyMARL on an idle machine (one core); loadavg_before/after show how "
+            "busy this machine was (other processes share its cores), which slows every setting "
+            "here alike, so fast_over_classic is the like-for-like figure. profile_share_of_loop "
+            "shows where the time goes: the QMIX update (GRU unrolled over 51 steps for 32 "
+            "episodes x 2 agents, forward and backward, plus the target unroll) dominates."
+        ),
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
