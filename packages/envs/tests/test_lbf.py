@@ -93,6 +93,26 @@ def test_time_limit_is_truncation_and_clearing_the_field_is_termination() -> Non
         assert food_left and t == 50
 
 
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [("Foraging-5x5-2p-1f-v3", 7), ("Foraging-10x10-3p-5f-v3", 63)],  # registered / built here
+)
+def test_max_episode_steps_sets_the_limit_and_the_truncation(name: str, limit: int) -> None:
+    env = make(f"lbf:{name}", max_episode_steps=limit)
+    assert env.spec.episode_limit == limit
+    step, t = env.reset(seed=1), 0
+    while not step.done:  # NONE is always available and never clears the field
+        step = env.step(np.zeros(env.spec.n_agents, np.int64))
+        t += 1
+    assert (t, step.truncated, step.terminated) == (limit, True, False)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "50", True])
+def test_bad_max_episode_steps_is_an_error_naming_the_key(bad: object) -> None:
+    with pytest.raises(ValueError, match="max_episode_steps"):
+        make("lbf:Foraging-5x5-2p-1f-v3", max_episode_steps=bad)
+
+
 def test_unknown_ids_list_close_matches() -> None:
     with pytest.raises(UnknownEnvError, match="lbf:Foraging-8x8-2p-2f-coop-v3"):
         make("lbf:Foraging-8x8-2p-2f-coop-v2")

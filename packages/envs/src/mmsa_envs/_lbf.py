@@ -4,7 +4,7 @@ Any `Foraging-[2s-]NxN-Pp-Ff[-coop]-v3` resolves. Ids lbforaging registers are b
 `gymnasium.make`; the rest (e.g. the paper's `10x10-3p-5f`: lbforaging registers only 1-4 foods)
 are built from the same keyword arguments lbforaging registers, with our size, players, foods,
 sight and cooperation. Extra keyword arguments go to `ForagingEnv` (e.g. `max_episode_steps`,
-`penalty`).
+which sets `episode_limit` and where truncation happens, or `penalty`).
 
 What the adapter adds to the raw env:
 - team reward = sum of the agents' rewards; `info["per_agent_reward"]` keeps them;
@@ -20,6 +20,7 @@ What the adapter adds to the raw env:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -101,12 +102,20 @@ class LBFEnv(MultiAgentEnv):
         parsed = parse_id(name)
         require("lbforaging", "lbf", EXTRA)
         gym = require("gymnasium", "lbf", EXTRA)
-        if name in gym.registry:
-            self._env = gym.make(name, **kwargs)
-        else:
-            # lbforaging lacks this id: same registration kwargs, our sizes (DESIGN.md 7).
-            template = dict(gym.spec("Foraging-8x8-2p-1f-v3").kwargs)
-            self._env = gym.make("Foraging-8x8-2p-1f-v3", **{**template, **parsed, **kwargs})
+        limit = kwargs.get("max_episode_steps", 50)
+        if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1:
+            raise ValueError(
+                f"lbf: max_episode_steps={limit!r} is not allowed; use a positive int "
+                "(lbforaging's default is 50)"
+            )
+        # Every keyword goes into the spec's kwargs, i.e. to ForagingEnv itself: passed to
+        # `gymnasium.make` directly, `max_episode_steps` would only size a TimeLimit wrapper,
+        # which this adapter never steps through, and the env would still end at 50 steps.
+        registered = name in gym.registry
+        # lbforaging lacks this id: same registration kwargs, our sizes (DESIGN.md 7).
+        base = gym.spec(name if registered else "Foraging-8x8-2p-1f-v3")
+        env_kwargs = {**base.kwargs, **({} if registered else parsed), **kwargs}
+        self._env = gym.make(dataclasses.replace(base, kwargs=env_kwargs))
         # Step the unwrapped env: gymnasium's checker wrappers only validate the first call and
         # would cost about 10% of a step.
         self._raw = self._env.unwrapped
