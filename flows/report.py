@@ -188,12 +188,13 @@ def _curves(infos: Sequence[RunInfo], config: ReportConfig) -> pl.DataFrame:
         groups.setdefault((info.task, info.variant), []).append((steps, values))
     rows = []
     for (task, variant), curves in sorted(groups.items()):
-        # The grid: every step any run evaluated at, up to where the shortest run stops, so no
-        # point is extrapolated.
+        # Runs evaluate at slightly different env steps (episodes end at different times), so
+        # each curve is interpolated onto one evenly spaced grid, as many points as the densest
+        # run has, inside the span every run covers (no point is extrapolated).
+        start = max(s[0] for s, _ in curves)
         end = min(s[-1] for s, _ in curves)
-        grid = np.unique(np.concatenate([s[s <= end] for s, _ in curves]))
-        if grid.size > config.curve_points:
-            grid = grid[np.linspace(0, grid.size - 1, config.curve_points).round().astype(int)]
+        count = min(config.curve_points, max(len(s) for s, _ in curves))
+        grid = np.unique(np.linspace(start, end, count).round()) if end > start else np.array([end])
         scores = np.stack([np.interp(grid, s, v) for s, v in curves])
         iqm, low, high = curve_band(
             scores, reps=config.curve_reps, confidence=config.confidence, seed=config.seed

@@ -196,3 +196,22 @@ def test_random_baseline_from_dataset(tmp_path: Path) -> None:
     with np.load(data) as f:
         assert row["return_mean"] == pytest.approx(float(f["episode_return"].mean()))
     assert row["episodes"] == 6
+
+
+def test_curves_of_runs_evaluated_at_different_steps(tmp_path: Path) -> None:
+    """Eval steps differ between runs (episodes end at different times): curves are interpolated
+    onto one evenly spaced grid inside the span all runs cover."""
+    runs = []
+    for seed, offset in ((0, 100), (1, 150)):
+        run = fabricate(tmp_path, "vdn", seed, 1.0)
+        lines = [
+            {"kind": "eval", "env_steps": offset + 1000 * i, "episodes": i, "updates": i,
+             "wall_s": 0.0, "return_mean": (offset + 1000 * i) / 1000}
+            for i in range(3)
+        ]  # fmt: skip
+        (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        runs.append(run)
+    curve = build_report(runs, config=FAST).curves.sort("env_steps")
+    assert curve["env_steps"].to_list() == [150, 1125, 2100]
+    # return = steps / 1000 in both runs, so the interpolated IQM is exact.
+    assert curve["iqm"].to_list() == pytest.approx([0.15, 1.125, 2.1])
