@@ -262,3 +262,18 @@ def test_smoke_deployments_take_the_smoke_profile(tmp_path: Path) -> None:
     train_flow.validate_parameters(train)
     ablate_flow.validate_parameters(ablate)
     build_config(env=train["env"], algo="mmsa", steps=train["steps"], overrides=train["overrides"])
+
+
+def test_stage_cli_names_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.stages import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["report"]) == 2
+    assert "params.yaml not found" in capsys.readouterr().err
+    assert main(["profile", "ci"]) == 0 and (tmp_path / "params.yaml").is_file()
+    assert main(["train", "--task", "nope", "--algo", "qmix", "--seed", "0"]) == 2
+    assert "'nope' is not in task_defs" in capsys.readouterr().err
+    assert main(["profile", "huge"]) == 2
+    assert "profile 'huge' does not exist" in capsys.readouterr().err
