@@ -6,10 +6,10 @@ env kwarg ``max_episode_steps`` (the time limit is a truncation: the learners bo
 it, so they still learn infinite-horizon values, only from states near the start pose). The
 uniformly random policy is measured here, on the same env with 16 seeded episodes.
 
-What it shows. A uniformly random policy pays about 0.25 per step in control cost. Broken
+What it shows. A uniformly random policy scores about -8.5 per 25-step episode. Broken
 actor-critics score well below it (measured with this file's facmac settings, seed 0: actor loss
-sign flipped -17.0, critic not frozen in the actor's term -16.0, saturated actors -10 to -12,
-against random's -6.2). An untrained actor, whose actions are near zero, also beats random here
+sign flipped -17.0, critic not frozen in the actor's term -16.0; saturated actors -10 to -12).
+An untrained actor, whose actions are near zero, also beats random here
 (-0.6), so this check guards against breaking the learner rather than proving locomotion; the
 returns of longer runs are in the package README.
 """
@@ -32,8 +32,8 @@ ENV = "mamujoco:HalfCheetah-2x3"
 LIMIT = 25
 EVAL_EPISODES = 16
 MARGIN = 1.0
-"""Required lead over the random policy's mean return (random: about -6.2 per episode, standard
-error of the 16-episode mean about 0.3; a saturated actor scores about -10)."""
+"""Required lead over the random policy's mean return (random: -8.5 per episode; a saturated actor
+scores -10 to -12)."""
 
 # Shared by both algorithms: TD3/TD7 noises and delay from the config defaults; a shorter
 # uniform warm-up and a larger learning rate than TD7's for a run of ~1.5k updates.
