@@ -1,7 +1,7 @@
 """Networks for continuous control: the per-agent deterministic policy and a plain critic.
 
 DESIGN.md 4.2 (paper, Figure 1 top; TD7; FACMAC). Every agent shares the parameters; the agent
-input ``x_i = [o_i, a_{t-1}^i, onehot(i)]`` (``sale_agent.agent_inputs``) carries the agent id, and
+input ``x_i = [o_i, onehot(i)]`` (``sale_agent.agent_inputs``) carries the agent id, and
 ``h_i`` is the recurrent state of the shared agent GRU (``SALEAgent.unroll``). The policy is TD7's
 actor with the agent's history added to its input::
 
