@@ -101,18 +101,41 @@ def one_run(job: tuple[dict[str, Any], str]) -> tuple[str, float]:
     return path_str, time.time() - start
 
 
-def final_return(path: Path) -> tuple[float, list[tuple[int, float]]] | None:
-    """Final greedy return and the evaluation curve of a finished run."""
+def final_return(path: Path) -> tuple[float, list[tuple[int, float]], float] | None:
+    """Final greedy return, the evaluation curve and the training wall time of a finished run."""
     from mmsa_marl_core import read_metrics
 
     if status(path) != "finished":
         return None
-    evals = [(int(x["env_steps"]), float(x["return_mean"])) for x in read_metrics(path)
-             if x["kind"] == "eval"]  # fmt: skip
-    return evals[-1][1], evals
+    lines = read_metrics(path)
+    evals = [(int(x["env_steps"]), float(x["return_mean"])) for x in lines if x["kind"] == "eval"]
+    return evals[-1][1], evals, float(lines[-1]["wall_s"])
 
 
-def report(args: argparse.Namespace, started: float) -> dict[str, Any]:
+def random_return(env: str, episodes: int = 64, seed: int = 0) -> float:
+    """Mean return of uniformly random available actions on the evaluation seeds."""
+    import numpy as np
+
+    from mmsa_envs import make_vector_env
+    from mmsa_marl_core.train import EVAL_SEED_OFFSET
+
+    rng = np.random.default_rng(seed)
+    returns: list[float] = []
+    with make_vector_env(env, 8, seed=seed + EVAL_SEED_OFFSET, processes=False) as envs:
+        while len(returns) < episodes:
+            step = envs.reset()
+            total = np.zeros(envs.num_envs)
+            done = np.zeros(envs.num_envs, bool)
+            while not done.all():
+                scores = np.where(step.avail_actions, rng.random(step.avail_actions.shape), -1)
+                step = envs.step(scores.argmax(-1))
+                total += np.where(done, 0.0, step.reward)
+                done |= step.done
+            returns.extend(total.tolist())
+    return float(np.mean(returns[:episodes]))
+
+
+def report(args: argparse.Namespace) -> dict[str, Any]:
     """Collect every finished run and write `args.out`."""
     import numpy as np
 
@@ -124,7 +147,9 @@ def report(args: argparse.Namespace, started: float) -> dict[str, Any]:
         cell = cells.setdefault(key, {"env": env, "variant": variant, "runs": {}})
         got = final_return(run_dir(args, env, variant, seed))
         cell["runs"][str(seed)] = (
-            {"final_return": got[0], "eval_curve": got[1]} if got else {"status": "unfinished"}
+            {"final_return": got[0], "eval_curve": got[1], "wall_s": got[2]}
+            if got
+            else {"status": "unfinished"}
         )
     for cell in cells.values():
         finals = [r["final_return"] for r in cell["runs"].values() if "final_return" in r]
@@ -138,7 +163,20 @@ def report(args: argparse.Namespace, started: float) -> dict[str, Any]:
             cell["paper_2M_return"] = PAPER_2M[cell["env"]]
     out = {
         "benchmark": "mmsa_lbf",
-        "command": " ".join([sys.executable, *sys.argv]),
+        "command": " ".join(
+            [
+                "python bench/mmsa_lbf.py",
+                f"--steps {args.steps}",
+                f"--seeds {' '.join(map(str, args.seeds))}",
+                f"--ablation-seeds {' '.join(map(str, args.ablation_seeds))}",
+                f"--n-envs {args.n_envs}",
+                f"--updates-per-episode {args.updates_per_episode}",
+                f"--workers {args.workers}",
+            ]
+        ),
+        "train_wall_s_all_runs": round(
+            sum(r.get("wall_s", 0.0) for c in cells.values() for r in c["runs"].values()), 1
+        ),
         "budget": {
             "steps_per_run": args.steps,
             "seeds": args.seeds,
@@ -156,8 +194,8 @@ def report(args: argparse.Namespace, started: float) -> dict[str, Any]:
             "python": sys.version.split()[0],
             "versions": {d: version(d) for d in ("torch", "numpy", "lbforaging", "rliable")},
         },
-        "wall_s_this_invocation": round(time.time() - started, 1),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "random_policy_return": {env: random_return(env) for env in args.maps},
         "cells": cells,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -182,9 +220,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_lbf.json"))
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
-    started = time.time()
     if args.report_only:
-        report(args, started)
+        report(args)
         return
     jobs = [
         (run_config(args, env, variant, seed), str(run_dir(args, env, variant, seed)))
@@ -194,8 +231,8 @@ def main() -> None:
     with ctx.Pool(args.workers, maxtasksperchild=1) as pool:
         for path, wall in pool.imap_unordered(one_run, jobs):
             print(f"{time.strftime('%H:%M:%S')} finished {path} in {wall:.0f} s", flush=True)
-            report(args, started)
-    report(args, started)
+            report(args)
+    report(args)
 
 
 if __name__ == "__main__":

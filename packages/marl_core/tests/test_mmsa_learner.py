@@ -321,7 +321,6 @@ def _flatten(tree, prefix=""):
         yield prefix, tree
 
 
-@pytest.mark.slow
 def test_sigkill_then_resume_is_bitwise_exact(tmp_path):
     config = config_from_dict(_RUN)
     straight = tmp_path / "straight"

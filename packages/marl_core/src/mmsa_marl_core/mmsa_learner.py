@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +33,6 @@ from torch import Tensor, nn
 from mmsa_envs import EnvSpec
 from mmsa_sale import Encoder, FixedEncoders, encoder_loss
 from mmsa_worldmodel import (
-    EpisodeBatch,
     WorldModel,
     kl_per_step,
     open_loop_error,
@@ -255,14 +254,14 @@ class MMSALearner:
         code = target_code = None
         if self.world_model is not None and self.rollout_encoder is not None:
             wm = self.world_model
-            wm_losses, wm_metrics = wm.losses(_episodes(batch))
+            wm_losses, wm_metrics = wm.losses(batch)
             metrics.update({f"wm_{k}": v for k, v in wm_metrics.items()})
             count = real.sum().clamp(min=1)
             scales = wm.config.loss_scales()
             for name, value in wm_losses.items():
                 terms[f"wm_{name}"] = scales[name] * value.sum() / count
             with torch.no_grad():
-                posterior, _ = wm.observe(_episodes(batch))
+                posterior, _ = wm.observe(batch)
             hidden_before = torch.cat([torch.zeros_like(hidden[:1]), hidden[:-1]])
             shortcut = cfg.first_action_from_data
             features = imagined_features(
@@ -397,13 +396,13 @@ class MMSALearner:
             return {}
         wm = self.world_model
         out: dict[str, float] = {}
-        errors = open_loop_error(wm, _episodes(batch), wm.config.horizon)
+        errors = open_loop_error(wm, batch, wm.config.horizon)
         for name, values in errors.items():
             for k, value in enumerate(values, start=1):
                 out[f"diag_{name}_err_k{k}"] = value
-        kl = [v for v in kl_per_step(wm, _episodes(batch)) if math.isfinite(v)]
+        kl = [v for v in kl_per_step(wm, batch) if math.isfinite(v)]
         out["diag_kl_per_step_mean"] = float(np.mean(kl)) if kl else math.nan
-        for name, value in posterior_collapse(wm, _episodes(batch)).items():
+        for name, value in posterior_collapse(wm, batch).items():
             out[f"diag_collapse_{name}"] = value
         return out
 
@@ -453,12 +452,6 @@ def _q_of(
         return gather_actions(agent.q_values(x, hidden, None), action)
     onehot = F.one_hot(action, agent.n_actions).to(x.dtype).unsqueeze(-2)  # [M, N, 1, A]
     return agent.action_values(x, hidden, onehot, encoder).squeeze(-1)
-
-
-def _episodes(batch: Batch) -> EpisodeBatch:
-    """`Batch` satisfies `EpisodeBatch` at run time; mypy reads the protocol's plain attributes
-    as settable while `Batch` is frozen, hence the cast."""
-    return cast(EpisodeBatch, batch)
 
 
 register_algo("mmsa", MMSALearner.build, MMSAConfig)
