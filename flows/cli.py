@@ -152,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
+    tr.add_argument(
+        "--ablation",
+        choices=("none", "no_wm", "no_sale", "no_klb", "no_gs"),
+        help="MMSA ablation (same as algo_config.ablation=...; only with --algo mmsa)",
+    )
     tr.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. algo_config.lr=3e-4")
 
     ev = sub.add_parser("evaluate", help="greedy evaluation of a run's latest checkpoint")
@@ -189,9 +194,16 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     ):
         base = DEFAULT_PRESET
         print("mmsa train: no --env/--config given, using the embedded default preset")
+    overrides = list(args.overrides)
+    if args.ablation is not None:
+        if args.algo != "mmsa":
+            raise ValueError(
+                f"--ablation {args.ablation} needs --algo mmsa, got --algo {args.algo}"
+            )
+        overrides.append(f"algo_config.ablation={args.ablation}")
     return build_train_config(
         config_file=args.config,
-        overrides=args.overrides,
+        overrides=overrides,
         env=args.env,
         algo=args.algo,
         steps=args.steps,

@@ -126,3 +126,30 @@ def test_console_script_and_envs_listing():
 
     lines = list_envs()
     assert any(line.startswith("dummy") and "3 ids" in line for line in lines)
+
+
+def test_ablation_flag_sets_the_mmsa_ablation_and_needs_mmsa(capsys):
+    args = build_parser().parse_args(["train", "--env", "dummy", "--algo", "mmsa", "--ablation",
+                                      "no_sale"])  # fmt: skip
+    assert train_config_from_args(args).algo_config.ablation == "no_sale"
+    assert main(["train", "--env", "dummy", "--algo", "qmix", "--ablation", "no_wm"]) == 2
+    assert "--ablation no_wm needs --algo mmsa" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--algo", "mmsa", "--ablation", "no_mixer"])
+
+
+def test_mmsa_on_continuous_actions_builds_the_actor_critic_learner():
+    import torch
+
+    from mmsa_envs import make
+    from mmsa_marl_core import get_algo
+    from mmsa_marl_core.mmsa_continuous import MMSAContinuousLearner
+    from mmsa_marl_core.mmsa_learner import MMSALearner
+
+    args = build_parser().parse_args(["train", "--env", "dummy:continuous", "--algo", "mmsa"])
+    config = train_config_from_args(args)
+    spec = make("dummy:continuous").spec
+    factory = get_algo("mmsa").factory
+    assert isinstance(factory(spec, config.algo_config, torch.device("cpu")), MMSAContinuousLearner)
+    discrete = factory(make("dummy").spec, config.algo_config, torch.device("cpu"))
+    assert isinstance(discrete, MMSALearner)

@@ -41,7 +41,7 @@ from mmsa_worldmodel import (
 
 from .agent import LinearSchedule, epsilon_greedy, greedy, onehot_last_actions
 from .batch import Batch
-from .learner import register_algo
+from .learner import Learner, register_algo
 from .mixers import QMIX
 from .mmsa_config import MMSAConfig
 from .optim import RunningMeanStd, make_optimizer
@@ -436,10 +436,15 @@ class MMSALearner:
         self.nonfinite_updates = int(state_dict["nonfinite_updates"])
 
     @classmethod
-    def build(cls, spec: EnvSpec, config: MMSAConfig, device: torch.device) -> MMSALearner:
-        """Registry factory."""
+    def build(cls, spec: EnvSpec, config: MMSAConfig, device: torch.device) -> Learner:
+        """Registry factory of ``mmsa``: continuous action spaces (MaMuJoCo) get the
+        actor-critic MMSA learner of ``mmsa_continuous`` with this config's shared fields."""
         if not isinstance(config, MMSAConfig):
             raise TypeError(f"MMSALearner needs an MMSAConfig, got {type(config).__name__}")
+        if not spec.discrete:
+            from .mmsa_continuous import build_from_mmsa_config  # imports this module
+
+            return build_from_mmsa_config(spec, config, device)
         return cls(spec, config, device)
 
 
