@@ -15,7 +15,8 @@
 6. every `target_update_interval` applied updates: hard copy online -> target, and TD7's
    `online -> fixed -> fixed_target` encoder chain.
 
-Ablations are switches of this one learner (`MMSAConfig.ablation`, see `mmsa_config`).
+Ablations are switches of this one learner (`MMSAConfig.ablation`, see `mmsa_config`). The world
+model's share of steps 2-3 and 5 (loss terms, rollout codes, loss groups) is in `mmsa_world`.
 """
 
 from __future__ import annotations
@@ -32,29 +33,27 @@ from torch import Tensor, nn
 
 from mmsa_envs import EnvSpec
 from mmsa_sale import Encoder, FixedEncoders, encoder_loss
-from mmsa_worldmodel import (
-    WorldModel,
-    kl_per_step,
-    open_loop_error,
-    posterior_collapse,
-)
+from mmsa_worldmodel import WorldModel
 
 from .agent import LinearSchedule, epsilon_greedy, greedy, onehot_last_actions
 from .batch import Batch
 from .learner import Learner, register_algo
 from .mixers import QMIX
 from .mmsa_config import MMSAConfig
+from .mmsa_world import (
+    KL_TERMS,
+    REC_TERMS,
+    loss_groups,
+    rollout_code_pair,
+    world_model_diagnostics,
+    world_model_terms,
+)
 from .optim import RunningMeanStd, make_optimizer
-from .rollout import RolloutEncoder, imagined_features
-from .sale_agent import SALEAgent, agent_inputs
-from .td import gather_actions, masked_argmax, masked_mean, td_targets
+from .rollout import RolloutEncoder
+from .sale_agent import SALEAgent, agent_inputs, q_of_action
+from .td import masked_argmax, masked_mean, td_targets
 
 __all__ = ["MMSALearner", "KL_TERMS", "REC_TERMS"]
-
-KL_TERMS = ("kl", "vae1_kl")
-"""World-model losses in the `b_kl` group."""
-REC_TERMS = ("state", "obs", "avail", "reward", "continue", "vae1_rec")
-"""World-model losses in the `b_rec` group ("sale" is in the `b_sale` group)."""
 
 
 class MMSALearner:
@@ -238,7 +237,7 @@ class MMSALearner:
         rows = torch.cat([real[:1], real])  # [T+1, B] rows holding a real observation
         # Q_i(o_t, a_t) with gradient: only the taken action of real transitions.
         q_taken = x.new_zeros(*real.shape, n_agents)  # [T, B, N]
-        q_taken[real] = _q_of(
+        q_taken[real] = q_of_action(
             self.agent, x[:-1][real], hidden[:-1][real], batch.action[real], self._fixed
         )
         # Greedy actions on every real row, all actions in one pass, no gradient: they serve
@@ -253,34 +252,14 @@ class MMSALearner:
         terms: dict[str, Tensor] = {}
         code = target_code = None
         if self.world_model is not None and self.rollout_encoder is not None:
-            wm = self.world_model
-            wm_losses, wm_metrics = wm.losses(batch)
-            metrics.update({f"wm_{k}": v for k, v in wm_metrics.items()})
-            count = real.sum().clamp(min=1)
-            scales = wm.config.loss_scales()
-            for name, value in wm_losses.items():
-                terms[f"wm_{name}"] = scales[name] * value.sum() / count
-            with torch.no_grad():
-                posterior, _ = wm.observe(batch)
-            hidden_before = torch.cat([torch.zeros_like(hidden[:1]), hidden[:-1]])
-            shortcut = cfg.first_action_from_data
-            features = imagined_features(
-                wm,
-                type(posterior)(*(leaf[rows] for leaf in posterior)),
-                self.agent,
-                self._fixed,
-                hidden_before[rows].detach(),
-                last_action[rows],
-                wm.config.horizon,
-                first_actions=greedy[rows] if shortcut else None,
-                first_hidden=hidden[rows].detach() if shortcut else None,
-            )  # [H+1, M, D]
             assert self.target_rollout_encoder is not None
-            code = x.new_zeros(*rows.shape, cfg.code_dim)  # [T+1, B, C]
-            code[rows] = self.rollout_encoder(features)
-            with torch.no_grad():
-                target_code = torch.zeros_like(code)
-                target_code[rows] = self.target_rollout_encoder(features)
+            terms, wm_metrics = world_model_terms(self.world_model, batch, real)
+            metrics.update(wm_metrics)
+            code, target_code = rollout_code_pair(
+                self.world_model, batch, rows, self.agent, self._fixed, hidden, last_action,
+                greedy, (self.rollout_encoder, self.target_rollout_encoder),
+                first_action_from_data=cfg.first_action_from_data, code_dim=cfg.code_dim,
+            )  # fmt: skip
 
         # --- 4. double-Q TD target: target agent (fixed-target encoder), target mixer
         state = batch.state if cfg.use_global_state else batch.state[..., :0]
@@ -289,7 +268,7 @@ class MMSALearner:
             target_hidden = self.target_agent.unroll(x)[1:][real]  # rows t+1 of real steps
             target_q = torch.zeros_like(q_taken)  # [T, B, N]
             if cfg.double_q:
-                target_q[real] = _q_of(
+                target_q[real] = q_of_action(
                     self.target_agent, x[1:][real], target_hidden, greedy[1:][real], target_fixed
                 )
             else:
@@ -310,25 +289,7 @@ class MMSALearner:
             )
 
         # --- the one loss: L_TD + b_kl L_KL + b_rec L_rec + b_sale L_SALE
-        kl_mult = 2.0 if cfg.ablation == "no_klb" else 1.0  # balanced KL at 0.5 == plain KL / 2
-        groups = {
-            "kl_loss": sum(
-                (
-                    terms[f"wm_{k}"] * (kl_mult if k == "kl" else 1.0)
-                    for k in KL_TERMS
-                    if f"wm_{k}" in terms
-                ),
-                torch.zeros((), device=self.device),
-            ),
-            "rec_loss": sum(
-                (terms[f"wm_{k}"] for k in REC_TERMS if f"wm_{k}" in terms),
-                torch.zeros((), device=self.device),
-            ),
-            "sale_loss": sum(
-                (terms[k] for k in ("sale_agent", "wm_sale") if k in terms),
-                torch.zeros((), device=self.device),
-            ),
-        }
+        groups = loss_groups(terms, cfg.ablation, self.device)
         loss = (
             td_loss
             + cfg.b_kl * groups["kl_loss"]
@@ -390,21 +351,8 @@ class MMSALearner:
             self.encoders.sync()
 
     def diagnostics(self, batch: Batch) -> dict[str, float]:
-        """World-model diagnostics on `batch`: k-step open-loop errors (and copy-last
-        baselines), mean KL per step, fraction of collapsed latent dimensions."""
-        if self.world_model is None:
-            return {}
-        wm = self.world_model
-        out: dict[str, float] = {}
-        errors = open_loop_error(wm, batch, wm.config.horizon)
-        for name, values in errors.items():
-            for k, value in enumerate(values, start=1):
-                out[f"diag_{name}_err_k{k}"] = value
-        kl = [v for v in kl_per_step(wm, batch) if math.isfinite(v)]
-        out["diag_kl_per_step_mean"] = float(np.mean(kl)) if kl else math.nan
-        for name, value in posterior_collapse(wm, batch).items():
-            out[f"diag_collapse_{name}"] = value
-        return out
+        """World-model diagnostics on `batch` (`mmsa_world.world_model_diagnostics`); {} without."""
+        return {} if self.world_model is None else world_model_diagnostics(self.world_model, batch)
 
     # ================================================================== resume
     def state_dict(self) -> dict[str, Any]:
@@ -446,17 +394,6 @@ class MMSALearner:
 
             return build_from_mmsa_config(spec, config, device)
         return cls(spec, config, device)
-
-
-def _q_of(
-    agent: SALEAgent, x: Tensor, hidden: Tensor, action: Tensor, encoder: Encoder | None
-) -> Tensor:
-    """``Q_i`` of one given action per agent: x ``[M, N, In]``, hidden ``[M, N, H]``, action
-    ``[M, N]`` int64 -> ``[M, N]``. The SALE head evaluates only that action (not all A)."""
-    if not agent.use_sale:
-        return gather_actions(agent.q_values(x, hidden, None), action)
-    onehot = F.one_hot(action, agent.n_actions).to(x.dtype).unsqueeze(-2)  # [M, N, 1, A]
-    return agent.action_values(x, hidden, onehot, encoder).squeeze(-1)
 
 
 register_algo("mmsa", MMSALearner.build, MMSAConfig)

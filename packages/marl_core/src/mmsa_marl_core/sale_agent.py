@@ -19,7 +19,8 @@ With ``use_sale=False`` (the No-SALE ablation, DESIGN.md 4.6) the head reads the
 state, ``Q_i = Linear(h)``: exactly the PyMARL RNN agent, with no encoder and no phi.
 
 ``action_values`` takes an arbitrary ``[..., K, A]`` action tensor, so the same head serves as the
-per-agent critic for continuous actions (DESIGN.md 4.2).
+per-agent critic for continuous actions (DESIGN.md 4.2); ``q_of_action`` evaluates only the one
+given discrete action per agent (the taken action in the TD loss, the greedy one in its target).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from torch import Tensor, nn
 
 from mmsa_sale import Encoder, Phi
 
-__all__ = ["SALEAgent", "agent_inputs", "all_actions", "masked_greedy"]
+from .td import gather_actions
+
+__all__ = ["SALEAgent", "agent_inputs", "all_actions", "masked_greedy", "q_of_action"]
 
 
 def agent_inputs(obs: Tensor, last_action: Tensor) -> Tensor:
@@ -188,3 +191,14 @@ class SALEAgent(nn.Module):
         """One acting step: ``(q [..., N, A], next hidden [..., N, H])``."""
         next_hidden = self.recurrent(inputs, hidden)
         return self.q_values(inputs, next_hidden, encoder), next_hidden
+
+
+def q_of_action(
+    agent: SALEAgent, x: Tensor, hidden: Tensor, action: Tensor, encoder: Encoder | None
+) -> Tensor:
+    """``Q_i`` of one given action per agent: x ``[M, N, In]``, hidden ``[M, N, H]``, action
+    ``[M, N]`` int64 -> ``[M, N]``. The SALE head evaluates only that action (not all A)."""
+    if not agent.use_sale:
+        return gather_actions(agent.q_values(x, hidden, None), action)
+    onehot = F.one_hot(action, agent.n_actions).to(x.dtype).unsqueeze(-2)  # [M, N, 1, A]
+    return agent.action_values(x, hidden, onehot, encoder).squeeze(-1)

@@ -15,12 +15,12 @@
 Exact resume: every random draw comes from the torch RNG (initialisation), one numpy Generator
 (sampling and exploration) or the envs' per-episode seeds `episode_seed(seed, env, counter)`;
 all of them are in the checkpoint, so a killed run resumed from its last checkpoint ends with
-the same parameters, bit for bit on CPU, as a run that was never interrupted.
+the same parameters, bit for bit on CPU, as a run that was never interrupted. What a checkpoint
+holds and how it is put back lives in `resume`; this module holds the loop and `evaluate_policy`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mmsa_envs import EnvSpec, make_vector_env
+from mmsa_envs import make_vector_env
 
 from .buffer import EpisodeBuffer
 from .checkpoint import (
@@ -47,6 +47,7 @@ from .collect import AnyVectorEnv, Episodes, run_episodes
 from .config import TrainConfig, config_to_dict
 from .learner import Learner, get_algo
 from .metrics import JsonlMetrics, MetricsLogger
+from .resume import Progress, checkpoint_payload, restore_payload, run_fingerprint
 from .run_info import git_commit, now, read_run_json, spec_to_dict, versions, write_json_atomic
 
 __all__ = ["train", "TrainResult", "NonFiniteLossError", "evaluate_policy", "EVAL_SEED_OFFSET"]
@@ -70,25 +71,6 @@ class TrainResult:
     wall_s: float
     final_eval: dict[str, float]
     checkpoint: Path
-
-
-@dataclass
-class _Progress:
-    """Counters of the loop; all of it goes into every checkpoint."""
-
-    env_steps: int = 0
-    episodes: int = 0
-    updates: int = 0
-    dropped_episodes: int = 0
-    update_credit: float = 0.0
-    next_log: int = 0
-    next_eval: int = 0
-    next_checkpoint: int = 0
-    wall_s: float = 0.0
-    # since the last train line:
-    returns: list[float] = dataclasses.field(default_factory=list)
-    metric_sums: dict[str, float] = dataclasses.field(default_factory=dict)
-    metric_count: int = 0
 
 
 def train(
@@ -141,8 +123,8 @@ def train(
         rng = np.random.default_rng(config.seed)
         learner = entry.factory(spec, config.algo_config, device)
         buffer = EpisodeBuffer(spec, config.buffer_size, spec.episode_limit)
-        prog = _Progress(next_checkpoint=config.checkpoint_every)
-        fingerprint = _fingerprint(config, spec)
+        prog = Progress(next_checkpoint=config.checkpoint_every)
+        fingerprint = run_fingerprint(config, spec)
 
         metrics_file = JsonlMetrics(run_dir / "metrics.jsonl")
         run_info = {
@@ -164,7 +146,7 @@ def train(
             else:
                 path, payload = found
                 check_fingerprint(payload["fingerprint"], fingerprint, path)
-                prog = _restore(payload, learner, buffer, rng, envs, eval_envs, device)
+                prog = restore_payload(payload, learner, buffer, rng, envs, eval_envs, device)
                 metrics_file.truncate(int(payload["metrics_offset"]))
                 if (run_dir / "run.json").exists():
                     run_info["started"] = read_run_json(run_dir).get("started", run_info["started"])
@@ -252,8 +234,10 @@ def train(
                 now_tick = time.perf_counter()
                 prog.wall_s += now_tick - tick
                 tick = now_tick
-                payload = _payload(prog, fingerprint, config, learner, buffer, rng, envs,
-                                   eval_envs, metrics_file.offset())  # fmt: skip
+                payload = checkpoint_payload(
+                    prog, fingerprint, config, learner, buffer, rng, envs, eval_envs,
+                    metrics_file.offset(),
+                )  # fmt: skip
                 checkpoint = save_checkpoint(
                     ckpt_dir, prog.env_steps, payload, config.keep_checkpoints
                 )
@@ -329,7 +313,7 @@ def _next(env_steps: int, every: int) -> int:
     return (env_steps // every + 1) * every
 
 
-def _train_line(prog: _Progress, learner: Learner) -> dict[str, float]:
+def _train_line(prog: Progress, learner: Learner) -> dict[str, float]:
     line: dict[str, float] = {
         name: total / prog.metric_count for name, total in prog.metric_sums.items()
     }
@@ -342,97 +326,3 @@ def _train_line(prog: _Progress, learner: Learner) -> dict[str, float]:
     line["dropped_episodes"] = float(prog.dropped_episodes)
     line["steps_per_s"] = prog.env_steps / max(prog.wall_s, 1e-9)
     return line
-
-
-def _fingerprint(config: TrainConfig, spec: EnvSpec) -> dict[str, Any]:
-    """What must match for a checkpoint to continue this run (the step budget may grow)."""
-    return {
-        "env": config.env,
-        "env_kwargs": dict(config.env_kwargs),
-        "algo": config.algo,
-        "algo_config": config_to_dict(config.algo_config),
-        "seed": config.seed,
-        "n_envs": config.n_envs,
-        "batch_size": config.batch_size,
-        "buffer_size": config.buffer_size,
-        "updates_per_episode": config.updates_per_episode,
-        "env_spec": {
-            k: getattr(spec, k)
-            for k in (
-                "n_agents",
-                "obs_dim",
-                "state_dim",
-                "action_kind",
-                "n_actions",
-                "episode_limit",
-            )
-        },  # fmt: skip
-    }
-
-
-def _payload(
-    prog: _Progress,
-    fingerprint: dict[str, Any],
-    config: TrainConfig,
-    learner: Learner,
-    buffer: EpisodeBuffer,
-    rng: np.random.Generator,
-    envs: AnyVectorEnv,
-    eval_envs: AnyVectorEnv,
-    metrics_offset: int,
-) -> dict[str, Any]:
-    rng_states: dict[str, Any] = {
-        "numpy": rng.bit_generator.state,
-        "python": random.getstate(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        rng_states["torch_cuda"] = torch.cuda.get_rng_state_all()
-    return {
-        "env_steps": prog.env_steps,
-        "fingerprint": fingerprint,
-        "config": config_to_dict(config) | {"algo": config.algo},
-        "progress": dataclasses.asdict(prog),
-        "learner": learner.state_dict(),
-        "buffer": buffer.state_dict(),
-        "rng": rng_states,
-        "env_counters": torch.from_numpy(envs.episode_counters),
-        "eval_env_counters": torch.from_numpy(eval_envs.episode_counters),
-        "metrics_offset": metrics_offset,
-    }
-
-
-def _restore(
-    payload: dict[str, Any],
-    learner: Learner,
-    buffer: EpisodeBuffer,
-    rng: np.random.Generator,
-    envs: AnyVectorEnv,
-    eval_envs: AnyVectorEnv,
-    device: torch.device,
-) -> _Progress:
-    learner.load_state_dict(_to_device(payload["learner"], device))
-    buffer.load_state_dict(payload["buffer"])
-    rng.bit_generator.state = payload["rng"]["numpy"]
-    random.setstate(_as_tuple(payload["rng"]["python"]))
-    torch.set_rng_state(payload["rng"]["torch"])
-    if "torch_cuda" in payload["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(payload["rng"]["torch_cuda"])
-    envs.episode_counters = payload["env_counters"].numpy()
-    eval_envs.episode_counters = payload["eval_env_counters"].numpy()
-    return _Progress(**payload["progress"])
-
-
-def _as_tuple(x: Any) -> Any:
-    return tuple(_as_tuple(v) for v in x) if isinstance(x, list | tuple) else x
-
-
-def _to_device(tree: Any, device: torch.device) -> Any:
-    """Model tensors go to the learner's device; optimiser `step` counters stay as they are."""
-    if isinstance(tree, torch.Tensor):
-        return tree.to(device) if tree.dim() > 0 else tree
-    if isinstance(tree, dict):
-        return {k: _to_device(v, device) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_to_device(v, device) for v in tree]
-    return tree

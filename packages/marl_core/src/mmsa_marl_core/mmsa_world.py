@@ -1,0 +1,138 @@
+"""The world model's share of the discrete MMSA update (DESIGN.md 4.2-4.5).
+
+- `world_model_terms`: its unreduced named losses, each scaled and averaged over real steps;
+- `rollout_code_pair`: imagination from every real posterior state in one call, summarised into
+  the rollout code ``c_t`` by the online and the target rollout GRU (same imagined features);
+- `loss_groups`: the ``b_kl`` / ``b_rec`` / ``b_sale`` groups of the one loss
+  ``L = L_TD + b_kl L_KL + b_rec L_rec + b_sale (L_SALE^agent + L_SALE^world)``;
+- `world_model_diagnostics`: k-step open-loop errors, KL per step, collapsed latent dimensions.
+
+`MMSALearner` (``mmsa_learner``) calls these in its `update`; `KL_TERMS` and `REC_TERMS` are also
+read by the continuous learner.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmsa_sale import Encoder
+from mmsa_worldmodel import WorldModel, kl_per_step, open_loop_error, posterior_collapse
+
+from .rollout import RolloutEncoder, imagined_features
+from .sale_agent import SALEAgent
+
+__all__ = [
+    "KL_TERMS",
+    "REC_TERMS",
+    "world_model_terms",
+    "rollout_code_pair",
+    "loss_groups",
+    "world_model_diagnostics",
+]
+
+KL_TERMS = ("kl", "vae1_kl")
+"""World-model losses in the `b_kl` group."""
+REC_TERMS = ("state", "obs", "avail", "reward", "continue", "vae1_rec")
+"""World-model losses in the `b_rec` group ("sale" is in the `b_sale` group)."""
+
+
+def world_model_terms(
+    wm: WorldModel, batch: Any, real: Tensor
+) -> tuple[dict[str, Tensor], dict[str, float]]:
+    """``({"wm_<name>": scaled loss averaged over real steps}, {"wm_<name>": metric})``;
+    real ``[T, B]`` bool marks real transitions."""
+    wm_losses, wm_metrics = wm.losses(batch)
+    metrics = {f"wm_{k}": v for k, v in wm_metrics.items()}
+    count = real.sum().clamp(min=1)
+    scales = wm.config.loss_scales()
+    terms = {f"wm_{name}": scales[name] * value.sum() / count for name, value in wm_losses.items()}
+    return terms, metrics
+
+
+def rollout_code_pair(
+    wm: WorldModel,
+    batch: Any,
+    rows: Tensor,
+    agent: SALEAgent,
+    encoder: Encoder | None,
+    hidden: Tensor,
+    last_action: Tensor,
+    greedy: Tensor,
+    encoders: tuple[RolloutEncoder, RolloutEncoder],
+    *,
+    first_action_from_data: bool,
+    code_dim: int,
+) -> tuple[Tensor, Tensor]:
+    """Rollout codes ``c [T+1, B, C]`` (online, with gradient) and ``c^- [T+1, B, C]`` (target, no
+    gradient) on every row holding a real observation (``rows [T+1, B]``), zeros elsewhere.
+
+    hidden ``[T+1, B, N, H]`` is the agents' GRU state after reading ``x_t``, last_action
+    ``[T+1, B, N, A]`` one-hot, greedy ``[T+1, B, N]`` the agents' greedy actions on real data
+    (the step-0 shortcut of ``rollout`` when `first_action_from_data`).
+    """
+    online, target = encoders
+    with torch.no_grad():
+        posterior, _ = wm.observe(batch)
+    hidden_before = torch.cat([torch.zeros_like(hidden[:1]), hidden[:-1]])
+    shortcut = first_action_from_data
+    features = imagined_features(
+        wm,
+        type(posterior)(*(leaf[rows] for leaf in posterior)),
+        agent,
+        encoder,
+        hidden_before[rows].detach(),
+        last_action[rows],
+        wm.config.horizon,
+        first_actions=greedy[rows] if shortcut else None,
+        first_hidden=hidden[rows].detach() if shortcut else None,
+    )  # [H+1, M, D]
+    code = hidden.new_zeros(*rows.shape, code_dim)  # [T+1, B, C]
+    code[rows] = online(features)
+    with torch.no_grad():
+        target_code = torch.zeros_like(code)
+        target_code[rows] = target(features)
+    return code, target_code
+
+
+def loss_groups(terms: dict[str, Tensor], ablation: str, device: torch.device) -> dict[str, Tensor]:
+    """Sum the named terms into ``kl_loss``, ``rec_loss`` and ``sale_loss`` (zero when absent).
+    With the no_klb ablation the KL term counts twice: balanced KL at 0.5 is plain KL / 2."""
+    kl_mult = 2.0 if ablation == "no_klb" else 1.0
+    return {
+        "kl_loss": sum(
+            (
+                terms[f"wm_{k}"] * (kl_mult if k == "kl" else 1.0)
+                for k in KL_TERMS
+                if f"wm_{k}" in terms
+            ),
+            torch.zeros((), device=device),
+        ),
+        "rec_loss": sum(
+            (terms[f"wm_{k}"] for k in REC_TERMS if f"wm_{k}" in terms),
+            torch.zeros((), device=device),
+        ),
+        "sale_loss": sum(
+            (terms[k] for k in ("sale_agent", "wm_sale") if k in terms),
+            torch.zeros((), device=device),
+        ),
+    }
+
+
+def world_model_diagnostics(wm: WorldModel, batch: Any) -> dict[str, float]:
+    """World-model diagnostics on `batch`: k-step open-loop errors (and copy-last baselines),
+    mean KL per step, fraction of collapsed latent dimensions."""
+    out: dict[str, float] = {}
+    errors = open_loop_error(wm, batch, wm.config.horizon)
+    for name, values in errors.items():
+        for k, value in enumerate(values, start=1):
+            out[f"diag_{name}_err_k{k}"] = value
+    kl = [v for v in kl_per_step(wm, batch) if math.isfinite(v)]
+    out["diag_kl_per_step_mean"] = float(np.mean(kl)) if kl else math.nan
+    for name, value in posterior_collapse(wm, batch).items():
+        out[f"diag_collapse_{name}"] = value
+    return out

@@ -1,0 +1,143 @@
+"""Exact-resume state of a training run: the loop's counters, the fingerprint a checkpoint must
+match, and the checkpoint payload that saves and restores everything else.
+
+`train` checkpoints between episodes, so an exact resume needs only: models and optimisers (the
+learner's `state_dict`), the episode buffer, every RNG state (numpy Generator, Python `random`,
+torch CPU and CUDA), the envs' per-episode seed counters, the loop's `Progress` and the byte
+offset of `metrics.jsonl`. `restore_payload` puts all of it back, so a resumed run ends with the
+same parameters, bit for bit on CPU, as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmsa_envs import EnvSpec
+
+from .buffer import EpisodeBuffer
+from .collect import AnyVectorEnv
+from .config import TrainConfig, config_to_dict
+from .learner import Learner
+
+__all__ = ["Progress", "run_fingerprint", "checkpoint_payload", "restore_payload"]
+
+
+@dataclass
+class Progress:
+    """Counters of the loop; all of it goes into every checkpoint."""
+
+    env_steps: int = 0
+    episodes: int = 0
+    updates: int = 0
+    dropped_episodes: int = 0
+    update_credit: float = 0.0
+    next_log: int = 0
+    next_eval: int = 0
+    next_checkpoint: int = 0
+    wall_s: float = 0.0
+    # since the last train line:
+    returns: list[float] = dataclasses.field(default_factory=list)
+    metric_sums: dict[str, float] = dataclasses.field(default_factory=dict)
+    metric_count: int = 0
+
+
+def run_fingerprint(config: TrainConfig, spec: EnvSpec) -> dict[str, Any]:
+    """What must match for a checkpoint to continue this run (the step budget may grow)."""
+    return {
+        "env": config.env,
+        "env_kwargs": dict(config.env_kwargs),
+        "algo": config.algo,
+        "algo_config": config_to_dict(config.algo_config),
+        "seed": config.seed,
+        "n_envs": config.n_envs,
+        "batch_size": config.batch_size,
+        "buffer_size": config.buffer_size,
+        "updates_per_episode": config.updates_per_episode,
+        "env_spec": {
+            k: getattr(spec, k)
+            for k in (
+                "n_agents",
+                "obs_dim",
+                "state_dim",
+                "action_kind",
+                "n_actions",
+                "episode_limit",
+            )
+        },  # fmt: skip
+    }
+
+
+def checkpoint_payload(
+    prog: Progress,
+    fingerprint: dict[str, Any],
+    config: TrainConfig,
+    learner: Learner,
+    buffer: EpisodeBuffer,
+    rng: np.random.Generator,
+    envs: AnyVectorEnv,
+    eval_envs: AnyVectorEnv,
+    metrics_offset: int,
+) -> dict[str, Any]:
+    """Everything an exact resume needs, as a `torch.save`-able dict (see the module docstring)."""
+    rng_states: dict[str, Any] = {
+        "numpy": rng.bit_generator.state,
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        rng_states["torch_cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        "env_steps": prog.env_steps,
+        "fingerprint": fingerprint,
+        "config": config_to_dict(config) | {"algo": config.algo},
+        "progress": dataclasses.asdict(prog),
+        "learner": learner.state_dict(),
+        "buffer": buffer.state_dict(),
+        "rng": rng_states,
+        "env_counters": torch.from_numpy(envs.episode_counters),
+        "eval_env_counters": torch.from_numpy(eval_envs.episode_counters),
+        "metrics_offset": metrics_offset,
+    }
+
+
+def restore_payload(
+    payload: dict[str, Any],
+    learner: Learner,
+    buffer: EpisodeBuffer,
+    rng: np.random.Generator,
+    envs: AnyVectorEnv,
+    eval_envs: AnyVectorEnv,
+    device: torch.device,
+) -> Progress:
+    """Load a `checkpoint_payload` back into the run's parts (in place); returns its counters."""
+    learner.load_state_dict(_to_device(payload["learner"], device))
+    buffer.load_state_dict(payload["buffer"])
+    rng.bit_generator.state = payload["rng"]["numpy"]
+    random.setstate(_as_tuple(payload["rng"]["python"]))
+    torch.set_rng_state(payload["rng"]["torch"])
+    if "torch_cuda" in payload["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["rng"]["torch_cuda"])
+    envs.episode_counters = payload["env_counters"].numpy()
+    eval_envs.episode_counters = payload["eval_env_counters"].numpy()
+    return Progress(**payload["progress"])
+
+
+def _as_tuple(x: Any) -> Any:
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, list | tuple) else x
+
+
+def _to_device(tree: Any, device: torch.device) -> Any:
+    """Model tensors go to the learner's device; optimiser `step` counters stay as they are."""
+    if isinstance(tree, torch.Tensor):
+        return tree.to(device) if tree.dim() > 0 else tree
+    if isinstance(tree, dict):
+        return {k: _to_device(v, device) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_to_device(v, device) for v in tree]
+    return tree
