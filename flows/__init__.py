@@ -7,7 +7,7 @@
 - `flows.runs`, `flows.stats`, `flows.report`, `flows.figures`, `flows.markdown`: run directories
   to tables (rliable intervals), figures and markdown
 - `flows.runners`: local or Dask task runners for the fan-out
-- `flows.cli`, `flows.config`, `flows.logging`: the `mmsa` command, YAML configs, TensorBoard
+- `flows.cli`, `flows.config`, `flows.tensorboard`: the `mmsa` command, YAML configs, TensorBoard
 """
 
 __all__: list[str] = []

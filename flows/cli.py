@@ -78,37 +78,21 @@ def run_train(
     tensorboard: bool = True,
     torch_threads: int | None = 1,
 ) -> Any:
-    """Train `config` (a `TrainConfig`) into `run_dir` with TensorBoard logging -> `TrainResult`.
+    """Train `config` (a `TrainConfig`) into `run_dir` -> `TrainResult`, through the same entry
+    point as the flows (`flows.training.train_run`): TensorBoard, `results.parquet`, labels."""
+    from .training import train_run
 
-    `torch_threads` sets torch's intra-op threads (None leaves it): MARL's small networks run
-    fastest on one thread, and parallel runs then do not oversubscribe the cores.
-    """
-    import torch
-
-    from mmsa_marl_core import train
-
-    from .logging import TensorBoardLogger
-
-    if torch_threads is not None:
-        if torch_threads < 1:
-            raise ValueError(f"torch_threads={torch_threads} must be >= 1")
-        torch.set_num_threads(torch_threads)
     if run_dir is None:
         run_dir = default_run_dir(config.env, config.algo, config.seed)
-    run_dir = Path(run_dir)
-    loggers = [TensorBoardLogger(run_dir / "tb")] if tensorboard else []
-    try:
-        return train(
-            config,
-            run_dir,
-            device=resolve_device(device),
-            resume=resume,
-            loggers=loggers,
-            progress=progress,
-        )
-    finally:
-        for logger in loggers:
-            logger.close()
+    return train_run(
+        config,
+        Path(run_dir),
+        device=device,
+        resume=resume,
+        progress=progress,
+        tensorboard=tensorboard,
+        torch_threads=torch_threads,
+    )
 
 
 def run_evaluate(run_dir: Path | str, *, episodes: int = 32, device: str = "auto") -> dict:

@@ -89,8 +89,8 @@ def deployments() -> list[Any]:
 
     # Module entrypoints (`flows.flows:train_flow`): the runs import the package normally.
     # A file entrypoint (`flows/flows.py:train_flow`) would make Prefect load flows.py as a
-    # top-level module with flows/ on sys.path, where flows/logging.py shadows the standard
-    # library's logging in every process the run spawns (the ablation's process pool).
+    # top-level module with flows/ on sys.path, where a module named like a standard-library one
+    # (flows.tensorboard once was flows.logging) would shadow it in every process the run spawns.
     module = EntrypointType.MODULE_PATH
     smoke = smoke_parameters()
     train_smoke = {k: smoke[k] for k in ("env", "steps", "overrides")}

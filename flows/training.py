@@ -117,8 +117,35 @@ def run_training(
     variant: str | None = None,
     torch_threads: int | None = None,
 ) -> Path:
-    """Train `config` into `run_dir` with a TensorBoard logger; write `results.parquet`.
+    """`train_run` for the flows and DVC stages: returns the run directory."""
+    return train_run(
+        config,
+        run_dir,
+        device=device,
+        resume=resume,
+        progress=progress,
+        task=task,
+        variant=variant,
+        torch_threads=torch_threads,
+    ).run_dir
 
+
+def train_run(
+    config: Any,
+    run_dir: Path,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    progress: bool = False,
+    tensorboard: bool = True,
+    task: str | None = None,
+    variant: str | None = None,
+    torch_threads: int | None = None,
+) -> Any:
+    """Train `config` into `run_dir` (TensorBoard logger, `labels.json`, `results.parquet`).
+
+    The one training entry point of the flows layer: `mmsa train`, the Prefect flows and the DVC
+    stages all come here, so every run directory has the same files. Returns the `TrainResult`.
     `task`/`variant` name the run's groups in reports (default: env id and algo).
     `torch_threads` sets torch's intra-op threads for this process (None: leave it): the small
     networks of MARL run fastest on one thread, and runs side by side then do not oversubscribe.
@@ -127,7 +154,7 @@ def run_training(
 
     from mmsa_marl_core import train
 
-    from .logging import TensorBoardLogger
+    from .tensorboard import TensorBoardLogger
 
     if torch_threads is not None:
         if torch_threads < 1:
@@ -136,20 +163,21 @@ def run_training(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_labels(run_dir, task=task or config.env, variant=variant or config.algo)
-    logger = TensorBoardLogger(run_dir / "tb")
+    loggers = [TensorBoardLogger(run_dir / "tb")] if tensorboard else []
     try:
-        train(
+        result = train(
             config,
             run_dir,
             device=choose_device(device),
             resume=resume,
-            loggers=[logger],
+            loggers=loggers,
             progress=progress,
         )
     finally:
-        logger.close()
+        for logger in loggers:
+            logger.close()
     write_results(run_dir)
-    return run_dir
+    return result
 
 
 def run_evaluation(

@@ -237,7 +237,7 @@ def test_public_surface_of_the_flows_modules() -> None:
 
 def test_deployments_use_module_entrypoints() -> None:
     """A file entrypoint (flows/flows.py:...) puts flows/ on sys.path in flow runs, where
-    flows/logging.py shadows the standard library in spawned processes."""
+    a flows module named like a standard-library one shadows it in spawned processes."""
     from flows.serve import DEPLOYMENTS, deployments
 
     built = deployments()
