@@ -49,16 +49,10 @@ target updates (see the mmsa_marl_core README) instead of the generic 0.99 / 200
 
 
 def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; asking for 'cuda' without one fails."""
-    import torch
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu' (`flows.training.choose_device`)."""
+    from .training import choose_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu" or re.fullmatch(r"cuda(:\d+)?", device):
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"--device {device} was asked for, but torch sees no CUDA device")
-        return device
-    raise ValueError(f"--device {device!r} is not allowed; use auto, cpu or cuda[:N]")
+    return choose_device(device)
 
 
 def default_run_dir(env: str, algo: str, seed: int, root: Path | str = "runs") -> Path:

@@ -35,7 +35,7 @@ def choose_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu" or device.startswith("cuda"):
+    if device == "cpu" or re.fullmatch(r"cuda(:\d+)?", device):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device={device!r} was asked for but torch sees no CUDA device")
         return device
