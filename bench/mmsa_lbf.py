@@ -49,7 +49,8 @@ def run_config(args: argparse.Namespace, env: str, variant: str, seed: int) -> d
     """One run's TrainConfig as plain data; every variant shares the loop and QMIX settings."""
     algo, _, ablation = variant.partition("-")
     algo_config: dict[str, Any] = {
-        "epsilon_anneal_steps": args.steps // 2,
+        "gamma": args.gamma,  # 0.9: our LBF preset (mmsa_marl_core README, "Discount on LBF")
+        "epsilon_anneal_steps": args.epsilon_anneal_steps,
         "standardise_rewards": True,  # EPyMARL's LBF setting
     }
     if algo == "mmsa":
@@ -171,6 +172,8 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
                 f"--ablation-seeds {' '.join(map(str, args.ablation_seeds))}",
                 f"--n-envs {args.n_envs}",
                 f"--updates-per-episode {args.updates_per_episode}",
+                f"--gamma {args.gamma}",
+                f"--epsilon-anneal-steps {args.epsilon_anneal_steps}",
                 f"--workers {args.workers}",
             ]
         ),
@@ -183,6 +186,8 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             "ablation_seeds": args.ablation_seeds,
             "n_envs": args.n_envs,
             "updates_per_episode": args.updates_per_episode,
+            "gamma": args.gamma,
+            "epsilon_anneal_steps": args.epsilon_anneal_steps,
             "paper_steps": 2_000_000,
         },
         "example_config": run_config(args, args.maps[0], "mmsa", args.seeds[0]),
@@ -207,15 +212,17 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40_000, help="env steps per run")
+    parser.add_argument("--steps", type=int, default=500_000, help="env steps per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ablation-seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--maps", nargs="+", default=list(MAPS))
     parser.add_argument("--algos", nargs="+", default=list(ALGOS))
     parser.add_argument("--ablations", nargs="*", default=list(ABLATIONS))
     parser.add_argument("--n-envs", type=int, default=8)
-    parser.add_argument("--updates-per-episode", type=float, default=0.25)
-    parser.add_argument("--workers", type=int, default=2, help="runs in parallel (processes)")
+    parser.add_argument("--updates-per-episode", type=float, default=0.5)
+    parser.add_argument("--gamma", type=float, default=0.9)
+    parser.add_argument("--epsilon-anneal-steps", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/bench_mmsa_lbf"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_lbf.json"))
     parser.add_argument("--report-only", action="store_true")

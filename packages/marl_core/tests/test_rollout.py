@@ -70,13 +70,13 @@ def test_imagined_features_from_every_real_step(parts) -> None:
     t1, b = batch.obs.shape[:2]
     posterior, _ = model.observe(batch)
     calls = []
-    original = model.imagine
+    original = model.imagine_features
 
     def spy(start, policy, horizon):
         calls.append((start.deter.shape, horizon))
         return original(start, policy, horizon)
 
-    model.imagine = spy  # type: ignore[method-assign]
+    model.imagine_features = spy  # type: ignore[method-assign]
     enc = RolloutEncoder(model.feature_dim, C)
     codes = rollout_codes(model, posterior, agent, encoder, before, last, H, enc)
     assert calls == [(torch.Size([t1 * b, WM.deter_dim]), H)]  # ONE batched call
@@ -102,7 +102,7 @@ def test_first_action_shortcut_replaces_only_the_first_agent_pass(parts) -> None
     after = agent.unroll(x).detach().flatten(0, 1)
     first = torch.randint(agent.n_actions, (size, batch.obs.shape[2]))
     seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    original = model.imagine
+    original = model.imagine_features
 
     def spy(start_, policy, horizon):
         def recording(obs, avail):
@@ -113,7 +113,7 @@ def test_first_action_shortcut_replaces_only_the_first_agent_pass(parts) -> None
         assert policy.calls == horizon
         return out
 
-    model.imagine = spy  # type: ignore[method-assign]
+    model.imagine_features = spy  # type: ignore[method-assign]
     imagined_features(
         model,
         start,

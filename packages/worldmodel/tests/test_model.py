@@ -137,6 +137,52 @@ def test_imagine_returns_h_plus_one_states_and_calls_the_policy_h_times(
     assert out.avail.any(-1).all()  # at least one available action per agent
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_imagine_features_equals_imagine_without_the_unused_heads(
+    wm: SimpleNamespace, generator: torch.Generator, kind: str
+) -> None:
+    model = wm.make_model(kind)
+    posterior, _ = model.observe(wm.random_batch(generator, action_kind=kind))
+    start = ModelState(posterior.deter.flatten(0, 1), posterior.stoch.flatten(0, 1))
+
+    def policy(obs: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+        if kind == "discrete":  # depends on what it sees, so a wrong input changes the rollout
+            return obs.sum(-1).long().remainder(wm.A)
+        return torch.tanh(obs[..., :1].expand(-1, -1, wm.A))
+
+    torch.manual_seed(3)
+    full = model.imagine(start, policy, 3)
+    seen: list[torch.Tensor] = []
+    for name in ("reward", "cont"):  # the lean path never runs these heads
+        getattr(model.decoders, name).register_forward_hook(lambda *args: seen.append(args[2]))
+    torch.manual_seed(3)
+    lean = model.imagine_features(start, policy, 3)
+    assert seen == []
+    torch.testing.assert_close(lean, full.features)
+    with pytest.raises(ValueError, match="horizon=0 must be a positive int"):
+        model.imagine_features(start, policy, 0)
+
+
+def test_losses_and_posterior_match_losses_and_observe(
+    wm: SimpleNamespace, generator: torch.Generator
+) -> None:
+    model = wm.make_model()
+    batch = wm.random_batch(generator)
+    torch.manual_seed(4)
+    losses, metrics = model.losses(batch)
+    torch.manual_seed(4)
+    posterior_seen, _ = model.observe(batch)
+    torch.manual_seed(4)
+    losses2, metrics2, posterior = model.losses_and_posterior(batch)
+    assert metrics == metrics2 and losses.keys() == losses2.keys()
+    for name in losses:
+        torch.testing.assert_close(losses[name], losses2[name])
+    # One pass: the posterior is the one `observe` draws under the same seed, detached.
+    torch.testing.assert_close(posterior.stoch, posterior_seen.stoch)
+    torch.testing.assert_close(posterior.deter, posterior_seen.deter)
+    assert not posterior.stoch.requires_grad and not posterior.deter.requires_grad
+
+
 def test_decoded_avail_always_leaves_one_action(wm: SimpleNamespace) -> None:
     model = wm.make_model()
     assert model.decoders.avail is not None

@@ -115,5 +115,5 @@ def continuous_imagined_features(
             last_action.reshape(starts, *last_action.shape[2:]),
             obs_transform,
         )
-        imagined = world_model.imagine(start, policy, horizon)
-    return imagined.features.detach()
+        features: Tensor = world_model.imagine_features(start, policy, horizon)
+    return features.detach()

@@ -258,14 +258,12 @@ class MMSAContinuousLearner:
         if self.world_model is not None and self.rollout_encoder is not None:
             wm = self.world_model
             episodes = cast(EpisodeBatch, batch)
-            wm_losses, wm_metrics = wm.losses(episodes)
+            wm_losses, wm_metrics, posterior = wm.losses_and_posterior(episodes)
             metrics.update({f"wm_{k}": v for k, v in wm_metrics.items()})
             count = mask.sum().clamp(min=1)
             scales = wm.config.loss_scales()
             for name, value in wm_losses.items():
                 terms[f"wm_{name}"] = scales[name] * value.sum() / count
-            with torch.no_grad():
-                posterior, _ = wm.observe(episodes)
             hidden_before = torch.cat([torch.zeros_like(hidden[:1]), hidden[:-1]]).detach()
             features = continuous_imagined_features(
                 wm,

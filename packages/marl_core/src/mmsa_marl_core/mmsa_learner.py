@@ -3,7 +3,8 @@
 `update(batch)` reads top to bottom (DESIGN.md 4.1-4.5):
 1. agents: unroll the shared GRU over all `T+1` rows; `Q_i` of every action in one pass from the
    TD7 *fixed* encoder copy (`SALEAgent.q_values`);
-2. world model: its unreduced named losses on the batch, and the posterior states (no gradient);
+2. world model: its unreduced named losses on the batch, and the posterior states they were
+   computed on (one pass; detached);
 3. imagination: `H` steps from every posterior state at once, the current agents acting greedily
    on decoded observations and availabilities; the rollout GRU turns each imagined sequence into
    `c_t` (online and target copies read the same imagined features);
@@ -253,10 +254,10 @@ class MMSALearner:
         code = target_code = None
         if self.world_model is not None and self.rollout_encoder is not None:
             assert self.target_rollout_encoder is not None
-            terms, wm_metrics = world_model_terms(self.world_model, batch, real)
+            terms, wm_metrics, posterior = world_model_terms(self.world_model, batch, real)
             metrics.update(wm_metrics)
             code, target_code = rollout_code_pair(
-                self.world_model, batch, rows, self.agent, self._fixed, hidden, last_action,
+                self.world_model, posterior, rows, self.agent, self._fixed, hidden, last_action,
                 greedy, (self.rollout_encoder, self.target_rollout_encoder),
                 first_action_from_data=cfg.first_action_from_data, code_dim=cfg.code_dim,
             )  # fmt: skip

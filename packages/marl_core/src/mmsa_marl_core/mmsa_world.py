@@ -1,6 +1,7 @@
 """The world model's share of the discrete MMSA update (DESIGN.md 4.2-4.5).
 
-- `world_model_terms`: its unreduced named losses, each scaled and averaged over real steps;
+- `world_model_terms`: its unreduced named losses, each scaled and averaged over real steps, and
+  the posterior states they were computed on (one pass of the model over the batch);
 - `rollout_code_pair`: imagination from every real posterior state in one call, summarised into
   the rollout code ``c_t`` by the online and the target rollout GRU (same imagined features);
 - `loss_groups`: the ``b_kl`` / ``b_rec`` / ``b_sale`` groups of the one loss
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor
 
 from mmsa_sale import Encoder
-from mmsa_worldmodel import WorldModel, kl_per_step, open_loop_error, posterior_collapse
+from mmsa_worldmodel import ModelState, WorldModel, kl_per_step, open_loop_error, posterior_collapse
 
 from .rollout import RolloutEncoder, imagined_features
 from .sale_agent import SALEAgent
@@ -43,20 +44,21 @@ REC_TERMS = ("state", "obs", "avail", "reward", "continue", "vae1_rec")
 
 def world_model_terms(
     wm: WorldModel, batch: Any, real: Tensor
-) -> tuple[dict[str, Tensor], dict[str, float]]:
-    """``({"wm_<name>": scaled loss averaged over real steps}, {"wm_<name>": metric})``;
-    real ``[T, B]`` bool marks real transitions."""
-    wm_losses, wm_metrics = wm.losses(batch)
+) -> tuple[dict[str, Tensor], dict[str, float], ModelState]:
+    """``({"wm_<name>": scaled loss averaged over real steps}, {"wm_<name>": metric},
+    posterior)``; real ``[T, B]`` bool marks real transitions; the posterior ``[T+1, B, ...]``
+    (detached) is the one the losses were computed on, the imagination's start states."""
+    wm_losses, wm_metrics, posterior = wm.losses_and_posterior(batch)
     metrics = {f"wm_{k}": v for k, v in wm_metrics.items()}
     count = real.sum().clamp(min=1)
     scales = wm.config.loss_scales()
     terms = {f"wm_{name}": scales[name] * value.sum() / count for name, value in wm_losses.items()}
-    return terms, metrics
+    return terms, metrics, posterior
 
 
 def rollout_code_pair(
     wm: WorldModel,
-    batch: Any,
+    posterior: ModelState,
     rows: Tensor,
     agent: SALEAgent,
     encoder: Encoder | None,
@@ -69,15 +71,14 @@ def rollout_code_pair(
     code_dim: int,
 ) -> tuple[Tensor, Tensor]:
     """Rollout codes ``c [T+1, B, C]`` (online, with gradient) and ``c^- [T+1, B, C]`` (target, no
-    gradient) on every row holding a real observation (``rows [T+1, B]``), zeros elsewhere.
+    gradient) on every row holding a real observation (``rows [T+1, B]``), zeros elsewhere,
+    imagined from the posterior ``[T+1, B, ...]`` of `world_model_terms`.
 
     hidden ``[T+1, B, N, H]`` is the agents' GRU state after reading ``x_t``, last_action
     ``[T+1, B, N, A]`` one-hot, greedy ``[T+1, B, N]`` the agents' greedy actions on real data
     (the step-0 shortcut of ``rollout`` when `first_action_from_data`).
     """
     online, target = encoders
-    with torch.no_grad():
-        posterior, _ = wm.observe(batch)
     hidden_before = torch.cat([torch.zeros_like(hidden[:1]), hidden[:-1]])
     shortcut = first_action_from_data
     features = imagined_features(

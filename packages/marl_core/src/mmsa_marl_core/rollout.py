@@ -150,7 +150,7 @@ def imagined_features(
             first_actions=first_actions,
             first_hidden=first_hidden,
         )
-        features: Tensor = world_model.imagine(start, policy, horizon).features
+        features: Tensor = world_model.imagine_features(start, policy, horizon)
     return features
 
 

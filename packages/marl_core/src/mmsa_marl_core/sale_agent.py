@@ -166,17 +166,16 @@ class SALEAgent(nn.Module):
         # Leading axes broadcast in mmsa_sale: [..., 1, Z] with [..., K, A] -> [..., K, Z].
         zsa = encoder.zsa(zs, actions)
         phi = self.phi(hidden.unsqueeze(-2), actions)  # [..., K, P]
-        # First head layer on [zs, zsa, phi] with its weight split, so the zs part is computed
-        # once per input and broadcast over the K actions (== Linear on the concatenation).
+        # First head layer on [zs, zsa, phi] with its weight split in three (== Linear on the
+        # concatenation): the zs part is computed once per input and broadcast over the K
+        # actions, and the [.., K, 2Z+P] concatenation is never built.
         head = self.head
         assert isinstance(head, nn.Sequential)
         first = head[0]
         assert isinstance(first, nn.Linear)
-        weight = first.weight
-        z = self.zs_dim
-        pre = F.linear(zs, weight[:, :z]) + F.linear(
-            torch.cat([zsa, phi], dim=-1), weight[:, z:], first.bias
-        )
+        w_zs, w_zsa, w_phi = first.weight.split([self.zs_dim, self.zs_dim, phi.shape[-1]], 1)
+        pre = F.linear(zsa, w_zsa, first.bias) + F.linear(phi, w_phi)
+        pre = pre + F.linear(zs, w_zs)
         return head[1:](pre).squeeze(-1)
 
     def q_values(self, inputs: Tensor, hidden: Tensor, encoder: Encoder | None) -> Tensor:

@@ -239,6 +239,21 @@ class WorldModel(nn.Module):
             continue probabilities. Samples `x` and `y` (reparameterised), so gradients reach the
             model unless the caller detaches.
         """
+        return self._rollout(start, horizon, self._checked(policy, start, horizon), sample=True)
+
+    def imagine_features(self, start: ModelState, policy: Policy, horizon: int) -> Tensor:
+        """`imagine(start, policy, horizon).features` (`[H+1, B', D]`) without the outputs the
+        rollout code does not read: no reward or continue heads, no decoding of the last state.
+        Same random draws as `imagine`, so under the same seed the features are equal."""
+        states, _, _, _ = self._rollout_states(
+            start, horizon, self._checked(policy, start, horizon), sample=True
+        )
+        return torch.cat(states, dim=-1)
+
+    def _checked(
+        self, policy: Policy, start: ModelState, horizon: int
+    ) -> Callable[[int, Tensor, Tensor], Tensor]:
+        """Validate `imagine`'s arguments; wrap `policy` so that each output is checked."""
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise ValueError(f"WorldModel.imagine: horizon={horizon!r} must be a positive int")
         if not callable(policy):
@@ -251,7 +266,7 @@ class WorldModel(nn.Module):
             self._check_action(action, size, step)
             return action
 
-        return self._rollout(start, horizon, choose, sample=True)
+        return choose
 
     def _rollout(
         self,
@@ -262,6 +277,29 @@ class WorldModel(nn.Module):
     ) -> Imagination:
         """Imagination core, shared with the open-loop diagnostics (which replay real actions
         and use the means of `x` and `y` with `sample=False`)."""
+        states, actions, obs, avail = self._rollout_states(start, horizon, choose, sample)
+        features_all = torch.cat(states, dim=-1)  # [H+1, B', D]
+        obs.append(self.decoders.obs_mean(features_all[-1]))
+        avail.append(self._avail(features_all[-1]))
+        return Imagination(
+            states=states,
+            features=features_all,
+            actions=torch.stack(actions),
+            obs=torch.stack(obs),
+            avail=torch.stack(avail),
+            reward=self.decoders.reward_mean(features_all[1:]),
+            cont=torch.sigmoid(self.decoders.continue_logit(features_all[1:])),
+        )
+
+    def _rollout_states(
+        self,
+        start: ModelState,
+        horizon: int,
+        choose: Callable[[int, Tensor, Tensor], Tensor],
+        sample: bool,
+    ) -> tuple[ModelState, list[Tensor], list[Tensor], list[Tensor]]:
+        """The H prior steps: `(states [H+1, B', ...], actions, decoded obs, decoded avail)`, the
+        last three as lists of the H steps the policy acted on."""
         deter, stoch = start
         deters, stochs, actions, obs, avail = [deter], [stoch], [], [], []
         for step in range(horizon):
@@ -277,19 +315,7 @@ class WorldModel(nn.Module):
             deters.append(deter)
             stochs.append(stoch)
             actions.append(action)
-        states = ModelState(torch.stack(deters), torch.stack(stochs))
-        features_all = torch.cat(states, dim=-1)  # [H+1, B', D]
-        obs.append(self.decoders.obs_mean(features_all[-1]))
-        avail.append(self._avail(features_all[-1]))
-        return Imagination(
-            states=states,
-            features=features_all,
-            actions=torch.stack(actions),
-            obs=torch.stack(obs),
-            avail=torch.stack(avail),
-            reward=self.decoders.reward_mean(features_all[1:]),
-            cont=torch.sigmoid(self.decoders.continue_logit(features_all[1:])),
-        )
+        return ModelState(torch.stack(deters), torch.stack(stochs)), actions, obs, avail
 
     def _check_action(self, action: Tensor, size: int, step: int) -> None:
         where = f"WorldModel.imagine: policy output at step {step}"
@@ -323,6 +349,14 @@ class WorldModel(nn.Module):
         does both with the config's scales). Keys: state, obs, avail (discrete only), kl,
         reward, continue, vae1_rec, vae1_kl and sale (with SALE only).
         """
+        losses, metrics, _ = self.losses_and_posterior(batch)
+        return losses, metrics
+
+    def losses_and_posterior(
+        self, batch: EpisodeBatch
+    ) -> tuple[dict[str, Tensor], dict[str, float], ModelState]:
+        """`losses(batch)` and the posterior states `[T+1, B, ...]` they were computed on,
+        detached: a learner that imagines from the posteriors needs no second `observe`."""
         seen = self._observe_all(batch)
         data, dec, c = seen.data, self.decoders, self.config
         features = self.features(seen.posterior)  # [T+1, B, D]
@@ -354,7 +388,8 @@ class WorldModel(nn.Module):
         real = data.real
         zero = torch.zeros((), dtype=dtype, device=features.device)
         losses = {name: torch.where(real, value, zero) for name, value in losses.items()}
-        return losses, self._metrics(seen)
+        posterior = ModelState(*(leaf.detach() for leaf in seen.posterior))
+        return losses, self._metrics(seen), posterior
 
     def _metrics(self, seen: Observation) -> dict[str, float]:
         with torch.no_grad():
