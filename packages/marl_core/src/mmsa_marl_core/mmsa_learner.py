@@ -36,7 +36,7 @@ from mmsa_envs import EnvSpec
 from mmsa_sale import Encoder, FixedEncoders, encoder_loss
 from mmsa_worldmodel import WorldModel
 
-from .agent import LinearSchedule, epsilon_greedy, greedy, onehot_last_actions
+from .agent import epsilon_greedy, greedy, onehot_last_actions
 from .batch import Batch
 from .learner import Learner, register_algo
 from .mixers import QMIX
@@ -49,7 +49,7 @@ from .mmsa_world import (
     world_model_diagnostics,
     world_model_terms,
 )
-from .optim import RunningMeanStd, make_optimizer
+from .optim import RunningMeanStd
 from .rollout import RolloutEncoder
 from .sale_agent import SALEAgent, agent_inputs, q_of_action
 from .td import masked_argmax, masked_mean, td_targets
@@ -153,17 +153,10 @@ class MMSALearner:
                 cfg.world_model_grad_clip,
             )
         self._groups = {name: (params, clip) for name, (params, _, clip) in groups.items()}
-        self.optimizer = make_optimizer(
-            [{"params": params, "lr": lr} for params, lr, _ in groups.values()],  # type: ignore[misc]
-            cfg.optimizer,
-            cfg.lr,
-            adam_eps=cfg.adam_eps,
-            rmsprop_alpha=cfg.rmsprop_alpha,
-            rmsprop_eps=cfg.rmsprop_eps,
+        self.optimizer = cfg.build_optimizer(
+            [{"params": params, "lr": lr} for params, lr, _ in groups.values()]
         )
-        self.epsilon = LinearSchedule(
-            cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_steps
-        )
+        self.epsilon = cfg.build_epsilon()
         self.reward_stats = RunningMeanStd()
         self.updates = 0
         self.nonfinite_updates = 0

@@ -94,6 +94,22 @@ class QLearnerConfig:
                 "use 'adam' or 'rmsprop'"
             )
 
+    def build_optimizer(self, params: Any) -> torch.optim.Optimizer:
+        """The configured optimiser over `params` (parameters or param-group dicts), default
+        learning rate `lr`."""
+        return make_optimizer(
+            params,
+            self.optimizer,
+            self.lr,
+            adam_eps=self.adam_eps,
+            rmsprop_alpha=self.rmsprop_alpha,
+            rmsprop_eps=self.rmsprop_eps,
+        )
+
+    def build_epsilon(self) -> LinearSchedule:
+        """The exploration schedule: epsilon by env step."""
+        return LinearSchedule(self.epsilon_start, self.epsilon_finish, self.epsilon_anneal_steps)
+
 
 class QLearner:
     """Value-decomposition Q-learning; `mixer` is 'qmix' or 'vdn'. Implements `Learner`."""
@@ -131,17 +147,8 @@ class QLearner:
         self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         self.params: list[nn.Parameter] = [*self.agent.parameters(), *self.mixer.parameters()]
-        self.optimizer = make_optimizer(
-            self.params,
-            config.optimizer,
-            config.lr,
-            adam_eps=config.adam_eps,
-            rmsprop_alpha=config.rmsprop_alpha,
-            rmsprop_eps=config.rmsprop_eps,
-        )
-        self.epsilon = LinearSchedule(
-            config.epsilon_start, config.epsilon_finish, config.epsilon_anneal_steps
-        )
+        self.optimizer = config.build_optimizer(self.params)
+        self.epsilon = config.build_epsilon()
         self.reward_stats = RunningMeanStd()
         self.updates = 0
         self.nonfinite_updates = 0
