@@ -48,6 +48,7 @@ def variants(args: argparse.Namespace) -> list[tuple[str, str, int]]:
 def run_config(args: argparse.Namespace, env: str, variant: str, seed: int) -> dict[str, Any]:
     """One run's TrainConfig as plain data; every variant shares the loop and QMIX settings."""
     algo, _, ablation = variant.partition("-")
+    steps = args.ablation_steps if ablation and args.ablation_steps else args.steps
     algo_config: dict[str, Any] = {
         "gamma": args.gamma,  # 0.9: our LBF preset (mmsa_marl_core README, "Discount on LBF")
         "epsilon_anneal_steps": args.epsilon_anneal_steps,
@@ -58,16 +59,16 @@ def run_config(args: argparse.Namespace, env: str, variant: str, seed: int) -> d
     return {
         "env": env,
         "algo": algo,
-        "steps": args.steps,
+        "steps": steps,
         "seed": seed,
         "n_envs": args.n_envs,
         "batch_size": 32,
         "buffer_size": 5000,
         "updates_per_episode": args.updates_per_episode,
-        "log_every": max(args.steps // 20, 1),
+        "log_every": max(steps // 20, 1),
         "eval_every": max(args.steps // 10, 1),
         "eval_episodes": 32,
-        "checkpoint_every": max(args.steps // 5, 1),
+        "checkpoint_every": max(steps // 5, 1),
         "keep_checkpoints": 1,
         "algo_config": algo_config,
     }
@@ -136,6 +137,40 @@ def random_return(env: str, episodes: int = 64, seed: int = 0) -> float:
     return float(np.mean(returns[:episodes]))
 
 
+def ablation_comparison(args: argparse.Namespace, cells: dict[str, Any]) -> dict[str, Any]:
+    """The full method and its ablations on the first map at the ablations' step budget: each
+    run's evaluation nearest to that budget (the full method's curve is read there, so a longer
+    main run does not flatter it), IQM over seeds with a bootstrap 95% interval."""
+    import numpy as np
+
+    from flows.stats import aggregate
+
+    budget = args.ablation_steps or args.steps
+    table: dict[str, Any] = {"env": args.maps[0], "env_steps": budget, "variants": {}}
+    for variant in ["mmsa", *(f"mmsa-{a}" for a in args.ablations)]:
+        cell = cells.get(f"{args.maps[0]} | {variant}")
+        if cell is None:
+            continue
+        values = []
+        for run in cell["runs"].values():
+            curve = run.get("eval_curve") or []
+            if (
+                curve
+                and abs(curve[-1][0] - budget) <= 0.1 * budget
+                or any(step >= budget for step, _ in curve)
+            ):
+                values.append(min(curve, key=lambda point: abs(point[0] - budget))[1])
+        if values:
+            est = aggregate(np.asarray(values), reps=2000, seed=0)
+            table["variants"][variant] = {
+                "n_seeds": len(values),
+                "returns": values,
+                "iqm": est["iqm"].value,
+                "iqm_ci95": [est["iqm"].low, est["iqm"].high],
+            }
+    return table
+
+
 def report(args: argparse.Namespace) -> dict[str, Any]:
     """Collect every finished run and write `args.out`."""
     import numpy as np
@@ -162,12 +197,14 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             cell["mean"] = est["mean"].value
         if cell["variant"] == "mmsa" and cell["env"] in PAPER_2M:
             cell["paper_2M_return"] = PAPER_2M[cell["env"]]
+    ablation_table = ablation_comparison(args, cells)
     out = {
         "benchmark": "mmsa_lbf",
         "command": " ".join(
             [
                 "python bench/mmsa_lbf.py",
                 f"--steps {args.steps}",
+                f"--ablation-steps {args.ablation_steps}",
                 f"--seeds {' '.join(map(str, args.seeds))}",
                 f"--ablation-seeds {' '.join(map(str, args.ablation_seeds))}",
                 f"--n-envs {args.n_envs}",
@@ -182,6 +219,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "budget": {
             "steps_per_run": args.steps,
+            "ablation_steps_per_run": args.ablation_steps or args.steps,
             "seeds": args.seeds,
             "ablation_seeds": args.ablation_seeds,
             "n_envs": args.n_envs,
@@ -202,6 +240,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "random_policy_return": {env: random_return(env) for env in args.maps},
         "cells": cells,
+        "ablations_at_equal_steps": ablation_table,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
@@ -213,10 +252,16 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=500_000, help="env steps per run")
+    parser.add_argument(
+        "--ablation-steps",
+        type=int,
+        default=0,
+        help="env steps per ablation run (0: --steps); evaluations stay on --steps' grid",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ablation-seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--maps", nargs="+", default=list(MAPS))
-    parser.add_argument("--algos", nargs="+", default=list(ALGOS))
+    parser.add_argument("--algos", nargs="*", default=list(ALGOS))
     parser.add_argument("--ablations", nargs="*", default=list(ABLATIONS))
     parser.add_argument("--n-envs", type=int, default=8)
     parser.add_argument("--updates-per-episode", type=float, default=0.5)

@@ -10,8 +10,10 @@ and MMSA with the same loop settings, one torch thread, and reports:
 
 Settings: "classic" is PyMARL/EPyMARL's QMIX (one env, one update per episode, batch 32
 episodes, buffer 5000, agent hidden 64, mixer 32/64); "fast" is the loop's defaults (8 envs in
-process, one update per episode). Targets (issue 6): MMSA at least half of our QMIX and above
-EPyMARL QMIX's ~400 steps/s on this kind of machine.
+process, one update per episode); "quarter" is "fast" with one update every 4 episodes (the
+replay ratio of a model-based run that trades updates for env steps). Targets: MMSA at least
+half of our QMIX and above EPyMARL QMIX's ~400 steps/s on this kind of machine. `--threads`
+sets torch's intra-op threads for both algorithms (1 by default; this machine has 2 cores).
 
     .venv/bin/python bench/mmsa_throughput.py        # -> bench/results/mmsa_throughput.json
     .venv/bin/python bench/mmsa_throughput.py --steps 3000 --settings fast --profile
@@ -44,6 +46,7 @@ ENV = "lbf:Foraging-8x8-2p-2f-coop-v3"
 SETTINGS = {
     "classic": {"n_envs": 1, "updates_per_episode": 1.0},
     "fast": {"n_envs": 8, "updates_per_episode": 1.0},
+    "quarter": {"n_envs": 8, "updates_per_episode": 0.25},
 }
 COMMON = {"batch_size": 32, "buffer_size": 5000}
 ALGO_CONFIG = {"agent_hidden": 64, "mixer_embed_dim": 32, "hypernet_hidden": 64}
@@ -139,9 +142,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=10, help="timed updates per algo")
     parser.add_argument("--profile", action="store_true", help="store a cProfile of MMSA updates")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_throughput.json"))
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
 
     info = machine()
     results: dict[str, dict[str, object]] = {}

@@ -264,6 +264,17 @@ def test_config_rejects_bad_values(dummy_spec):
         MMSALearner(dataclasses.replace(dummy_spec, action_kind="continuous"), SMALL, "cpu")
 
 
+def test_algo_mmsa_on_continuous_actions_is_the_actor_critic_learner():
+    from mmsa_envs import make
+    from mmsa_marl_core.mmsa_continuous import MMSAContinuousLearner
+
+    spec = make("dummy:continuous").spec
+    learner = get_algo("mmsa").factory(spec, SMALL, torch.device("cpu"))
+    assert isinstance(learner, MMSAContinuousLearner)
+    assert learner.config.ablation == SMALL.ablation
+    assert learner.config.world_model == SMALL.world_model  # shared fields carried over
+
+
 # ---------------------------------------------------------------------- loop: exact resume
 _RUN = {
     "env": "dummy",
