@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +53,14 @@ def resolve_device(device: str) -> str:
     return choose_device(device)
 
 
-def default_run_dir(env: str, algo: str, seed: int, root: Path | str = "runs") -> Path:
-    """`runs/<env>-<algo>-s<seed>-<UTC timestamp>` with the env id made path-safe."""
-    safe_env = re.sub(r"[^A-Za-z0-9._-]+", "_", env)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{safe_env}-{algo}-s{seed}-{stamp}"
+def default_run_dir(
+    env: str, algo: str, seed: int, root: Path | str = "runs", label: str | None = None
+) -> Path:
+    """`runs/<env>/<label or algo>/seed<seed>-<UTC timestamp>`, env ids made path-safe: the
+    layout of the flows and `mmsa report-runs` (`flows.training.default_run_dir`)."""
+    from .training import default_run_dir as nested
+
+    return nested(Path(root), env, algo, seed, label)
 
 
 def run_train(
@@ -126,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, help="run seed")
     tr.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     tr.add_argument("--config", type=Path, help="YAML file with TrainConfig keys")
-    tr.add_argument("--run-dir", type=Path, help="default runs/<env>-<algo>-s<seed>-<time>")
+    tr.add_argument(
+        "--run-dir", type=Path, help="default runs/<env>/<algo[-ablation]>/seed<seed>-<time>"
+    )
     tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
@@ -192,7 +195,9 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
 
 def _train_command(args: argparse.Namespace) -> int:
     config = train_config_from_args(args)
-    run_dir = args.run_dir or default_run_dir(config.env, config.algo, config.seed)
+    ablation = getattr(config.algo_config, "ablation", "none")
+    label = config.algo if ablation in (None, "none") else f"{config.algo}-{ablation}"
+    run_dir = args.run_dir or default_run_dir(config.env, config.algo, config.seed, label=label)
     device = resolve_device(args.device)
     print(f"mmsa train: {config.algo} on {config.env}, {config.steps} steps, seed {config.seed}, "
           f"device {device} -> {run_dir}", flush=True)  # fmt: skip

@@ -77,7 +77,9 @@ def test_device_and_run_dir_names():
     with pytest.raises(ValueError, match="not allowed"):
         resolve_device("tpu")
     d = default_run_dir("lbf:Foraging-5x5-2p-1f-v3", "qmix", 2)
-    assert d.parent == Path("runs") and d.name.startswith("lbf_Foraging-5x5-2p-1f-v3-qmix-s2-")
+    assert d.parent == Path("runs/lbf_Foraging-5x5-2p-1f-v3/qmix") and d.name.startswith("seed2-")
+    d = default_run_dir("dummy", "mmsa", 0, root="out", label="mmsa-no_sale")
+    assert d.parent == Path("out/dummy/mmsa-no_sale")
 
 
 def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
