@@ -14,16 +14,6 @@ from flows.testing import Served, shared_served
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TINY = {
-    "n_envs": 4,
-    "batch_size": 8,
-    "buffer_size": 64,
-    "eval_every": 100,
-    "log_every": 100,
-    "eval_episodes": 4,
-    "checkpoint_every": 100,
-}
-
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
@@ -49,7 +39,9 @@ class Placement:
             self.seen.append((str(key), task.processing_on.address, restrictions))
 
 
-def test_ablation_fans_out_over_two_dask_workers(server: Served, tmp_path: Path) -> None:
+def test_ablation_fans_out_over_two_dask_workers(
+    server: Served, tmp_path: Path, tiny_overrides: dict[str, int]
+) -> None:
     from distributed import Client, LocalCluster
     from distributed.diagnostics.plugin import SchedulerPlugin
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -76,7 +68,7 @@ def test_ablation_fans_out_over_two_dask_workers(server: Served, tmp_path: Path)
             env="dummy",
             seeds=[0],
             steps=200,
-            overrides=TINY,
+            overrides=tiny_overrides,
             device="cpu",
             runs_root=str(tmp_path / "runs"),
             runner="dask",

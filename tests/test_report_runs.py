@@ -15,20 +15,10 @@ from flows.training import run_evaluation, run_training
 
 pytestmark = pytest.mark.integration
 
-TINY = {
-    "n_envs": 4,
-    "batch_size": 8,
-    "buffer_size": 64,
-    "eval_every": 100,
-    "log_every": 100,
-    "eval_episodes": 4,
-    "checkpoint_every": 100,
-}
 
-
-def test_report_from_two_tiny_runs(tmp_path: Path) -> None:
+def test_report_from_two_tiny_runs(tmp_path: Path, tiny_overrides: dict[str, int]) -> None:
     params = {
-        "train": {"overrides": TINY},
+        "train": {"overrides": tiny_overrides},
         "task_defs": {"dummy": {"env": "dummy", "steps": 200, "overrides": {}}},
         "algo_defs": {"qmix": {"algo": "qmix", "overrides": {}}},
     }
