@@ -22,17 +22,12 @@ Usage: .venv/bin/python bench/envs.py [--repeats 7] [--quick]
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 import warnings
-from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,56 +35,16 @@ import numpy as np
 
 warnings.filterwarnings("ignore")
 
-from mmsa_envs import VectorEnv, make  # noqa: E402
+from _provenance import command, git_commit, machine, now, versions  # noqa: E402
+
+from mmsa_envs import EnvSpec, VectorEnv, make  # noqa: E402
 from mmsa_envs._smax_vector import SMAXVectorEnv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "envs.json"
 Episode = tuple[int, list[np.ndarray]]
-
-
-# ---------------------------------------------------------------------- machine
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
-    return {
-        "cpu": cpu,
-        "cores_visible": os.cpu_count(),
-        "cores_usable": usable,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_at_start": list(os.getloadavg()),
-    }
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for dist in ("mmsa-envs", "numpy", "gymnasium", "lbforaging", "gymnasium-robotics",
-                 "mujoco", "pettingzoo", "jax", "jaxlib", "jaxmarl"):  # fmt: skip
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
+DISTS = ("mmsa-envs", "numpy", "gymnasium", "lbforaging", "gymnasium-robotics", "mujoco",
+         "pettingzoo", "jax", "jaxlib", "jaxmarl")  # fmt: skip
 
 
 # ---------------------------------------------------------------------- helpers
@@ -114,6 +69,55 @@ def record(env_id: str, n_steps: int, seed: int = 0) -> list[Episode]:
         episodes.append((ep_seed, actions))
     env.close()
     return episodes
+
+
+def random_actions(spec: EnvSpec, avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Uniform over the available actions (discrete: `[..., N]`) or in [-1, 1] (continuous:
+    `[..., N, A]`), for the masks `avail [..., N, A]` of one env or a vector of them."""
+    if spec.discrete:
+        return _valid_random(avail, rng)
+    return rng.uniform(-1, 1, avail.shape).astype(np.float32)
+
+
+def _valid_random(avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.argmax(avail * rng.random(avail.shape), axis=-1).astype(np.int64)
+
+
+def per_step(loop: Callable[[], int]) -> tuple[float, float]:
+    """Run `loop` once (it returns how many steps it took): `(wall, cpu)` seconds per step."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    n = loop()
+    return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+
+
+def for_seconds(seconds: float, advance: Callable[[], int]) -> tuple[float, float]:
+    """Call `advance` (it returns the env steps it took) until `seconds` have passed:
+    `(wall, cpu)` seconds per env step."""
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        n += advance()
+    return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+
+
+def replay(
+    reset: Callable[..., Any],
+    step: Callable[[Any], Any],
+    episodes: Sequence[tuple[int, Sequence[Any]]],
+) -> Callable[[], tuple[float, float]]:
+    """A runner for `interleaved`: replay the `(seed, actions)` episodes through `reset(seed=)`
+    and `step(action)`; `(wall, cpu)` seconds per step. Raw backends and the adapter are timed
+    by this one loop, so they differ only in what `reset` and `step` do."""
+
+    def loop() -> int:
+        n = 0
+        for seed, acts in episodes:
+            reset(seed=seed)
+            for a in acts:
+                step(a)
+            n += len(acts)
+        return n
+
+    return lambda: per_step(loop)
 
 
 def interleaved(runners: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, Any]]:
@@ -164,32 +168,12 @@ def bench_lbf(repeats: int, n_steps: int) -> dict[str, Any]:
     unwrapped = gym.make(name).unwrapped
     ours = make(f"lbf:{name}")
     lists = [(s, [a.tolist() for a in acts]) for s, acts in episodes]
-
-    def run_raw(env: Any) -> Callable[[], tuple[float, float]]:
-        def run() -> tuple[float, float]:
-            n, t0, c0 = 0, time.perf_counter(), time.process_time()
-            for seed, acts in lists:
-                env.reset(seed=seed)
-                for a in acts:
-                    env.step(a)
-                n += len(acts)
-            return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
-
-        return run
-
-    def run_ours() -> tuple[float, float]:
-        n, t0, c0 = 0, time.perf_counter(), time.process_time()
-        for seed, acts in episodes:
-            ours.reset(seed=seed)
-            for a in acts:
-                ours.step(a)
-            n += len(acts)
-        return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
-
-    res = interleaved(
-        {"raw_gym_make": run_raw(raw), "raw_unwrapped": run_raw(unwrapped), "adapter": run_ours},
-        repeats,
-    )
+    runners = {
+        "raw_gym_make": replay(raw.reset, raw.step, lists),
+        "raw_unwrapped": replay(unwrapped.reset, unwrapped.step, lists),
+        "adapter": replay(ours.reset, ours.step, episodes),
+    }
+    res = interleaved(runners, repeats)
     return {
         "env": f"lbf:{name}",
         "steps_per_repeat": sum(len(a) for _, a in episodes),
@@ -212,37 +196,16 @@ def bench_mamujoco(repeats: int, n_steps: int) -> dict[str, Any]:
     ]
     ours = make("mamujoco:HalfCheetah-6x1")
 
-    def run_raw() -> tuple[float, float]:
-        n, t0, c0 = 0, time.perf_counter(), time.process_time()
-        for seed, acts in dicts:
-            raw.reset(seed=seed)
-            for a in acts:
-                raw.step(a)
-            n += len(acts)
-        return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+    def step_and_state(action: dict[str, np.ndarray]) -> None:
+        raw.step(action)
+        raw.state()
 
-    def run_raw_with_state() -> tuple[float, float]:
-        n, t0, c0 = 0, time.perf_counter(), time.process_time()
-        for seed, acts in dicts:
-            raw.reset(seed=seed)
-            for a in acts:
-                raw.step(a)
-                raw.state()
-            n += len(acts)
-        return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
-
-    def run_ours() -> tuple[float, float]:
-        n, t0, c0 = 0, time.perf_counter(), time.process_time()
-        for seed, acts in episodes:
-            ours.reset(seed=seed)
-            for a in acts:
-                ours.step(a)
-            n += len(acts)
-        return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
-
-    res = interleaved(
-        {"raw": run_raw, "raw_plus_state": run_raw_with_state, "adapter": run_ours}, repeats
-    )
+    runners = {
+        "raw": replay(raw.reset, raw.step, dicts),
+        "raw_plus_state": replay(raw.reset, step_and_state, dicts),
+        "adapter": replay(ours.reset, ours.step, episodes),
+    }
+    res = interleaved(runners, repeats)
     return {
         "env": "mamujoco:HalfCheetah-6x1",
         "steps_per_repeat": sum(len(a) for _, a in episodes),
@@ -273,9 +236,9 @@ def bench_smax(repeats: int, n_steps: int) -> dict[str, Any]:
     step_fn(key, state, flat[0][0])  # compile outside the timings
     jax.device_get(avail_fn(state))
 
-    def run_raw() -> tuple[float, float]:
+    def raw_loop() -> int:
         k, s = key, state
-        n, t0, c0 = 0, time.perf_counter(), time.process_time()
+        n = 0
         for acts in flat:
             for a in acts:
                 k, sk = jax.random.split(k)
@@ -283,18 +246,13 @@ def bench_smax(repeats: int, n_steps: int) -> dict[str, Any]:
                 # what a user's loop needs on the host: observations, state, masks, reward, end
                 jax.device_get((obs, avail_fn(s), rew, dones))
             n += len(acts)
-        return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+        return n
 
-    def run_ours() -> tuple[float, float]:
-        n, t0, c0 = 0, time.perf_counter(), time.process_time()
-        for seed, acts in episodes:
-            ours.reset(seed=seed)
-            for a in acts:
-                ours.step(a)
-            n += len(acts)
-        return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
-
-    res = interleaved({"raw": run_raw, "adapter": run_ours}, repeats)
+    runners = {
+        "raw": lambda: per_step(raw_loop),
+        "adapter": replay(ours.reset, ours.step, episodes),
+    }
+    res = interleaved(runners, repeats)
     return {
         "env": f"smax:{name}",
         "note": "SMAX smacv2_* maps draw unit types from all SMAX types, not SMACv2's "
@@ -308,10 +266,6 @@ def bench_smax(repeats: int, n_steps: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- 2. vector scaling
-def _valid_random(avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.argmax(avail * rng.random(avail.shape), axis=-1).astype(np.int64)
-
-
 def vector_scaling(env_id: str, sizes: list[int], seconds: float, repeats: int) -> dict[str, Any]:
     spec = make(env_id).spec
     rng = np.random.default_rng(0)
@@ -321,20 +275,15 @@ def vector_scaling(env_id: str, sizes: list[int], seconds: float, repeats: int) 
     def throughput(venv: Any) -> Callable[[], float]:
         v = venv.reset()
 
-        def run() -> float:
+        def advance() -> int:
             nonlocal v
-            n, t0, c0 = 0, time.perf_counter(), time.process_time()
-            while time.perf_counter() - t0 < seconds:
-                if spec.discrete:
-                    acts = _valid_random(v.avail_actions, rng)
-                else:
-                    acts = rng.uniform(-1, 1, (venv.num_envs, spec.n_agents, spec.n_actions))
-                    acts = acts.astype(np.float32)
-                v = venv.step(acts)
-                n += venv.num_envs
-            cpu = (time.process_time() - c0) / n
+            v = venv.step(random_actions(spec, v.avail_actions, rng))
+            return int(venv.num_envs)
+
+        def run() -> float:
+            wall, cpu = for_seconds(seconds, advance)
             parent_cpu.setdefault(id(venv), []).append(cpu)
-            return (time.perf_counter() - t0) / n  # seconds per env step (wall)
+            return wall  # seconds per env step (wall)
 
         return run
 
@@ -371,11 +320,7 @@ def _spin(env_id: str, n_steps: int) -> float:
     step = env.reset(seed=0)
     t0 = time.perf_counter()
     for _ in range(n_steps):
-        if spec.discrete:
-            act = _valid_random(step.avail_actions, rng)
-        else:
-            act = rng.uniform(-1, 1, (spec.n_agents, spec.n_actions)).astype(np.float32)
-        step = env.step(act)
+        step = env.step(random_actions(spec, step.avail_actions, rng))
         if step.done:
             step = env.reset(seed=int(rng.integers(1 << 30)))
     return n_steps / (time.perf_counter() - t0)
@@ -414,13 +359,15 @@ def smax_throughput(sizes: list[int], seconds: float, repeats: int) -> dict[str,
 
     def run_single() -> float:
         step = single.reset(seed=int(rng.integers(1 << 30)))
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
+
+        def advance() -> int:
+            nonlocal step
             step = single.step(_valid_random(step.avail_actions, rng))
-            n += 1
             if step.done:
                 step = single.reset(seed=int(rng.integers(1 << 30)))
-        return (time.perf_counter() - t0) / n
+            return 1
+
+        return for_seconds(seconds, advance)[0]
 
     runners: dict[str, Callable[[], float]] = {"SMAXEnv": run_single}
     for b in sizes:
@@ -430,11 +377,13 @@ def smax_throughput(sizes: list[int], seconds: float, repeats: int) -> dict[str,
 
         def run(venv: SMAXVectorEnv = venv) -> float:
             v = venv.reset()
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < seconds:
+
+            def advance() -> int:
+                nonlocal v
                 v = venv.step(_valid_random(v.avail_actions, rng))
-                n += venv.num_envs
-            return (time.perf_counter() - t0) / n
+                return venv.num_envs
+
+            return for_seconds(seconds, advance)[0]
 
         runners[f"SMAXVectorEnv B={b}"] = run
     res = interleaved(runners, repeats)
@@ -460,11 +409,11 @@ def main() -> None:
     seconds = 0.5 if args.quick else 2.0
     started = time.time()
     result: dict[str, Any] = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command(),
+        "date": now(),
         "git_commit": git_commit(),
         "machine": machine(),
-        "versions": versions(),
+        "versions": versions(DISTS),
         "method": __doc__,
         "targets": {"adapter_overhead_max": 0.10, "mamujoco_vector_speedup_min_on_2_cores": 1.6},
     }

@@ -23,21 +23,17 @@ Usage: .venv/bin/python bench/worldmodel.py [--repeats 20] [--quick] [--ablate]
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from _provenance import command, machine, now, versions
 
 from mmsa_worldmodel import ModelState, WorldModel, WorldModelConfig, open_loop_error
 
@@ -79,6 +75,21 @@ def uniform_policy(obs: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
     return torch.multinomial(avail.flatten(0, 1).float(), 1).view(avail.shape[:2])
 
 
+def train_step(model: WorldModel, optimizer: torch.optim.Optimizer, batch: Batch) -> None:
+    """One update: `loss(batch)` (observe + every loss), backward, optimiser step."""
+    total, _ = model.loss(batch)
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+
+
+def posterior_starts(model: WorldModel, batch: Batch) -> ModelState:
+    """Every posterior state of `batch` as a start of imagination, `[(T+1)*B, ...]`."""
+    with torch.no_grad():
+        posterior, _ = model.observe(batch)
+    return ModelState(posterior.deter.flatten(0, 1), posterior.stoch.flatten(0, 1))
+
+
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> dict[str, float]:
     for _ in range(warmup):
         fn()
@@ -101,30 +112,18 @@ def bench_threads(threads: int, repeats: int) -> dict[str, Any]:
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
     batch = make_batch(0)
 
-    def update() -> None:
-        total, _ = model.loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-
-    def imagine() -> None:
+    def imagine_from(start: ModelState) -> None:
         with torch.no_grad():
-            posterior, _ = model.observe(batch)
-            start = ModelState(posterior.deter.flatten(0, 1), posterior.stoch.flatten(0, 1))
             model.imagine(start, uniform_policy, H)
 
-    def imagine_only() -> None:
-        with torch.no_grad():
-            model.imagine(start_states, uniform_policy, H)
-
-    with torch.no_grad():
-        posterior, _ = model.observe(batch)
-        start_states = ModelState(posterior.deter.flatten(0, 1), posterior.stoch.flatten(0, 1))
+    start_states = posterior_starts(model, batch)
     return {
         "threads": threads,
-        "update": median_ms(update, repeats),
-        "observe_and_imagine": median_ms(imagine, repeats),
-        "imagine_only": median_ms(imagine_only, repeats),
+        "update": median_ms(lambda: train_step(model, optimizer, batch), repeats),
+        "observe_and_imagine": median_ms(
+            lambda: imagine_from(posterior_starts(model, batch)), repeats
+        ),
+        "imagine_only": median_ms(lambda: imagine_from(start_states), repeats),
     }
 
 
@@ -134,16 +133,10 @@ def profile_update(rows: int = 12) -> list[dict[str, Any]]:
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
     batch = make_batch(1)
     for _ in range(3):
-        total, _ = model.loss(batch)
-        optimizer.zero_grad()
-        total.backward()
-        optimizer.step()
+        train_step(model, optimizer, batch)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(5):
-            total, _ = model.loss(batch)
-            optimizer.zero_grad()
-            total.backward()
-            optimizer.step()
+            train_step(model, optimizer, batch)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     return [
         {
@@ -243,10 +236,7 @@ def ablate(updates: int = 500) -> dict[str, Any]:
         for _ in range(updates):
             rows = torch.randint(0, train.mask.shape[1], (16,), generator=rng)
             batch = Batch(*(getattr(train, f.name)[:, rows] for f in fields(train)))
-            total, _ = model.loss(batch)
-            optimizer.zero_grad()
-            total.backward()
-            optimizer.step()
+            train_step(model, optimizer, batch)
         model.eval()
         errors = open_loop_error(model, held_out, horizon=3)
         results[name] = {
@@ -266,34 +256,6 @@ def ablate(updates: int = 500) -> dict[str, Any]:
     }
 
 
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores_usable": len(os.sched_getaffinity(0)),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average_at_start": os.getloadavg(),
-    }
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for dist in ("torch", "numpy", "mmsa-worldmodel", "mmsa-sale"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
@@ -304,10 +266,10 @@ def main() -> None:
     repeats = 3 if args.quick else args.repeats
     result: dict[str, Any] = {
         "benchmark": "mmsa_worldmodel update and imagination on CPU",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command(),
+        "date": now(),
         "machine": machine(),
-        "versions": versions(),
+        "versions": versions(("torch", "numpy", "mmsa-worldmodel", "mmsa-sale")),
         "sizes": {"T": T, "B": B, "N": N, "O": O, "S": S, "A": A, "H": H},
         "config": asdict(WorldModelConfig()),
         "results": [bench_threads(threads, repeats) for threads in (1, 2)],
