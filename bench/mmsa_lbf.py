@@ -116,25 +116,9 @@ def final_return(path: Path) -> tuple[float, list[tuple[int, float]], float] | N
 
 def random_return(env: str, episodes: int = 64, seed: int = 0) -> float:
     """Mean return of uniformly random available actions on the evaluation seeds."""
-    import numpy as np
+    from mmsa_marl_core.evaluate import random_return as measured
 
-    from mmsa_envs import make_vector_env
-    from mmsa_marl_core.train import EVAL_SEED_OFFSET
-
-    rng = np.random.default_rng(seed)
-    returns: list[float] = []
-    with make_vector_env(env, 8, seed=seed + EVAL_SEED_OFFSET, processes=False) as envs:
-        while len(returns) < episodes:
-            step = envs.reset()
-            total = np.zeros(envs.num_envs)
-            done = np.zeros(envs.num_envs, bool)
-            while not done.all():
-                scores = np.where(step.avail_actions, rng.random(step.avail_actions.shape), -1)
-                step = envs.step(scores.argmax(-1))
-                total += np.where(done, 0.0, step.reward)
-                done |= step.done
-            returns.extend(total.tolist())
-    return float(np.mean(returns[:episodes]))
+    return measured(env, episodes, seed)
 
 
 def ablation_comparison(args: argparse.Namespace, cells: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -87,23 +86,9 @@ class LbfCheck:
 
 @functools.cache
 def _random_return(env: str, episodes: int, seed: int) -> float:
-    from mmsa_envs import make_vector_env
-    from mmsa_marl_core.train import EVAL_SEED_OFFSET
+    from mmsa_marl_core.evaluate import random_return
 
-    rng = np.random.default_rng(seed)
-    returns: list[float] = []
-    with make_vector_env(env, 8, seed=seed + EVAL_SEED_OFFSET, processes=False) as envs:
-        while len(returns) < episodes:
-            step = envs.reset()
-            total = np.zeros(envs.num_envs)
-            done = np.zeros(envs.num_envs, bool)
-            while not done.all():
-                scores = np.where(step.avail_actions, rng.random(step.avail_actions.shape), -1)
-                step = envs.step(scores.argmax(-1))
-                total += step.reward  # a finished row waits with reward 0 (no auto-reset)
-                done |= step.done
-            returns.extend(total.tolist())
-    return float(np.mean(returns[:episodes]))
+    return random_return(env, episodes, seed)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
-"""`evaluate(run_dir)`: the greedy policy of a run's checkpoint on fresh evaluation episodes."""
+"""`evaluate(run_dir)`: the greedy policy of a run's checkpoint on fresh evaluation episodes;
+`random_return(env)`: the uniformly random policy on the same evaluation seeds (the baseline a
+learning check or a benchmark must beat)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from .learner import get_algo
 from .run_info import read_run_json
 from .train import EVAL_SEED_OFFSET, evaluate_policy
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "random_return"]
 
 
 def evaluate(
@@ -59,3 +61,33 @@ def evaluate(
             rng=np.random.default_rng(config.seed),
         )  # fmt: skip
     return result | {"env_steps": float(payload["env_steps"])}
+
+
+def random_return(
+    env: str,
+    episodes: int = 64,
+    seed: int = 0,
+    *,
+    env_kwargs: dict | None = None,
+    n_envs: int = 8,
+) -> float:
+    """Mean return of uniformly random *available* actions over `episodes` episodes seeded like
+    the evaluations of a run with `seed` (`seed + EVAL_SEED_OFFSET`); `rng` is `seed`'s."""
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes} must be >= 1")
+    rng = np.random.default_rng(seed)
+    returns: list[float] = []
+    with make_vector_env(
+        env, n_envs, seed=seed + EVAL_SEED_OFFSET, env_kwargs=env_kwargs, processes=False
+    ) as envs:
+        while len(returns) < episodes:
+            step = envs.reset()
+            total = np.zeros(envs.num_envs)
+            done = np.zeros(envs.num_envs, bool)
+            while not done.all():
+                scores = np.where(step.avail_actions, rng.random(step.avail_actions.shape), -1)
+                step = envs.step(scores.argmax(-1))
+                total += np.where(done, 0.0, step.reward)
+                done |= step.done
+            returns.extend(total.tolist())
+    return float(np.mean(returns[:episodes]))
