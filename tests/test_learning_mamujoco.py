@@ -22,6 +22,7 @@ cannot learn (frozen, or ascending ``-Q``) stays at or below the untrained retur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,8 @@ class _FixedPolicy:
 
     nonfinite_updates = 0
 
-    def __init__(self, low: np.ndarray, high: np.ndarray, kind: str) -> None:
-        self.low, self.high, self.kind = low, high, kind
+    def __init__(self, low: Sequence[float], high: Sequence[float], kind: str) -> None:
+        self.low, self.high, self.kind = np.asarray(low), np.asarray(high), kind
 
     def initial_state(self, batch_size: int) -> None:
         return None
