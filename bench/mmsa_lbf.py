@@ -114,6 +114,16 @@ def final_return(path: Path) -> tuple[float, list[tuple[int, float]], float] | N
     return evals[-1][1], evals, float(lines[-1]["wall_s"])
 
 
+def eval_curve(path: Path) -> list[tuple[int, float]]:
+    """(env steps, greedy return) of every evaluation a run has logged so far."""
+    from mmsa_marl_core import read_metrics
+
+    if not (path / "metrics.jsonl").exists():
+        return []
+    lines = read_metrics(path)
+    return [(int(x["env_steps"]), float(x["return_mean"])) for x in lines if x["kind"] == "eval"]
+
+
 def random_return(env: str, episodes: int = 64, seed: int = 0) -> float:
     """Mean return of uniformly random available actions on the evaluation seeds."""
     from mmsa_marl_core.evaluate import random_return as measured
@@ -169,7 +179,10 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         cell["runs"][str(seed)] = (
             {"final_return": got[0], "eval_curve": got[1], "wall_s": got[2]}
             if got
-            else {"status": "unfinished"}
+            else {
+                "status": "unfinished",
+                "eval_curve": eval_curve(run_dir(args, env, variant, seed)),
+            }
         )
     for cell in cells.values():
         finals = [r["final_return"] for r in cell["runs"].values() if "final_return" in r]
