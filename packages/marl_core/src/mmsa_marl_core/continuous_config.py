@@ -16,7 +16,7 @@ from typing import Any
 
 from mmsa_worldmodel import WorldModelConfig
 
-from .mmsa_config import ABLATIONS
+from .mmsa_config import ABLATIONS, AblationSwitches
 
 __all__ = ["FACMACConfig", "MMSAContinuousConfig", "continuous_config_from"]
 
@@ -118,7 +118,7 @@ class FACMACConfig:
 
 
 @dataclass(frozen=True)
-class MMSAContinuousConfig(FACMACConfig):
+class MMSAContinuousConfig(FACMACConfig, AblationSwitches):
     """``FACMACConfig`` plus SALE, the world model, the loss weights and the ablation."""
 
     ablation: str = "none"
@@ -170,21 +170,6 @@ class MMSAContinuousConfig(FACMACConfig):
                 "MMSAContinuousConfig.world_model must be a WorldModelConfig, "
                 f"got {self.world_model!r}"
             )
-
-    @property
-    def use_sale(self) -> bool:
-        """SALE critic head, SALE actor input and SALE world-model embedding (off in no_sale)."""
-        return self.ablation != "no_sale"
-
-    @property
-    def use_world_model(self) -> bool:
-        """World model, imagination and rollout code (off in no_wm)."""
-        return self.ablation != "no_wm"
-
-    @property
-    def use_global_state(self) -> bool:
-        """Mixer conditioned on ``s_t`` (off in no_gs)."""
-        return self.ablation != "no_gs"
 
 
 def continuous_config_from(config: Any) -> MMSAContinuousConfig:

@@ -27,14 +27,36 @@ from mmsa_worldmodel import WorldModelConfig
 
 from .q_learner import QLearnerConfig
 
-__all__ = ["ABLATIONS", "MMSAConfig"]
+__all__ = ["ABLATIONS", "AblationSwitches", "MMSAConfig"]
 
 ABLATIONS = ("none", "no_wm", "no_sale", "no_klb", "no_gs")
 """Allowed values of `MMSAConfig.ablation` (DESIGN.md 4.6)."""
 
 
+class AblationSwitches:
+    """The switches an `ablation` field implies, shared by the discrete and the continuous MMSA
+    configs: derived on read, never stored (configs are not mutated)."""
+
+    ablation: str
+
+    @property
+    def use_sale(self) -> bool:
+        """SALE agent head (and actor input) and SALE world-model embedding (off in no_sale)."""
+        return self.ablation != "no_sale"
+
+    @property
+    def use_world_model(self) -> bool:
+        """World model, imagination and rollout code (off in no_wm)."""
+        return self.ablation != "no_wm"
+
+    @property
+    def use_global_state(self) -> bool:
+        """Mixer conditioned on `s_t` (off in no_gs)."""
+        return self.ablation != "no_gs"
+
+
 @dataclass(frozen=True)
-class MMSAConfig(QLearnerConfig):
+class MMSAConfig(QLearnerConfig, AblationSwitches):
     """`QLearnerConfig` (shared with QMIX/VDN) plus SALE, the world model and the unified loss."""
 
     ablation: str = "none"
@@ -109,19 +131,3 @@ class MMSAConfig(QLearnerConfig):
             raise TypeError(
                 f"MMSAConfig.world_model must be a WorldModelConfig, got {self.world_model!r}"
             )
-
-    # Derived switches: read by the learner, never stored (configs are not mutated).
-    @property
-    def use_sale(self) -> bool:
-        """SALE agent head and SALE world-model embedding (off in `no_sale`)."""
-        return self.ablation != "no_sale"
-
-    @property
-    def use_world_model(self) -> bool:
-        """World model, imagination and rollout code (off in `no_wm`)."""
-        return self.ablation != "no_wm"
-
-    @property
-    def use_global_state(self) -> bool:
-        """Mixer conditioned on `s_t` (off in `no_gs`)."""
-        return self.ablation != "no_gs"
