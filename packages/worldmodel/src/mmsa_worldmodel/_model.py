@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._batch import EpisodeBatch, prepare_batch
+from ._checks import check_action, check_state
 from ._config import WorldModelConfig
 from ._embedding import JointEmbedding
 from ._gaussian import kl_balanced, kl_gaussian, kl_standard_normal
@@ -119,7 +120,7 @@ class WorldModel(nn.Module):
 
     def features(self, state: ModelState) -> Tensor:
         """`m = [h, y]`: `[..., Dh] + [..., Dy] -> [..., D]`."""
-        self._check_state("features", state)
+        check_state("WorldModel.features", state, self.deter_dim, self.stoch_dim)
         return torch.cat([state.deter, state.stoch], dim=-1)
 
     # ------------------------------------------------------------------ helpers
@@ -153,30 +154,6 @@ class WorldModel(nn.Module):
         avail = logits > 0
         best = F.one_hot(logits.argmax(-1), self.n_actions).bool()
         return avail | (best & ~avail.any(-1, keepdim=True))
-
-    def _check_state(self, where: str, state: ModelState, batch_ndim: int | None = None) -> None:
-        if not isinstance(state, ModelState):
-            raise TypeError(
-                f"WorldModel.{where}: expected a ModelState, got {type(state).__name__}"
-            )
-        deter, stoch = state
-        if deter.shape[-1:] != (self.deter_dim,) or stoch.shape[-1:] != (self.stoch_dim,):
-            raise ValueError(
-                f"WorldModel.{where}: state has deter {list(deter.shape)} and stoch "
-                f"{list(stoch.shape)}; expected [..., Dh={self.deter_dim}] and "
-                f"[..., Dy={self.stoch_dim}]"
-            )
-        if deter.shape[:-1] != stoch.shape[:-1]:
-            raise ValueError(
-                f"WorldModel.{where}: deter {list(deter.shape)} and stoch {list(stoch.shape)} "
-                "must have the same leading axes"
-            )
-        if batch_ndim is not None and deter.ndim != batch_ndim + 1:
-            raise ValueError(
-                f"WorldModel.{where}: start states must be [B', Dh] and [B', Dy], got deter "
-                f"{list(deter.shape)}; flatten [T+1, B] first, e.g. "
-                "ModelState(s.deter.flatten(0, 1), s.stoch.flatten(0, 1))"
-            )
 
     # ------------------------------------------------------------------ observe
     def _observe_all(self, batch: EpisodeBatch, sample: bool = True) -> Observation:
@@ -258,12 +235,12 @@ class WorldModel(nn.Module):
             raise ValueError(f"WorldModel.imagine: horizon={horizon!r} must be a positive int")
         if not callable(policy):
             raise TypeError(f"WorldModel.imagine: policy must be callable, got {policy!r}")
-        self._check_state("imagine", start, batch_ndim=1)
+        check_state("WorldModel.imagine", start, self.deter_dim, self.stoch_dim, batch_ndim=1)
         size = start.deter.shape[0]
 
         def choose(step: int, obs_hat: Tensor, avail_hat: Tensor) -> Tensor:
             action = policy(obs_hat, avail_hat)
-            self._check_action(action, size, step)
+            check_action(action, size, step, self.n_agents, self.n_actions, self.discrete)
             return action
 
         return choose
@@ -316,27 +293,6 @@ class WorldModel(nn.Module):
             stochs.append(stoch)
             actions.append(action)
         return ModelState(torch.stack(deters), torch.stack(stochs)), actions, obs, avail
-
-    def _check_action(self, action: Tensor, size: int, step: int) -> None:
-        where = f"WorldModel.imagine: policy output at step {step}"
-        if not isinstance(action, Tensor):
-            raise TypeError(f"{where} must be a torch.Tensor, got {type(action).__name__}")
-        if self.discrete:
-            if tuple(action.shape) != (size, self.n_agents) or action.dtype != torch.int64:
-                raise ValueError(
-                    f"{where} has shape {list(action.shape)} and dtype {action.dtype}; expected "
-                    f"int64 [B'={size}, N={self.n_agents}]"
-                )
-            if action.numel() and (int(action.min()) < 0 or int(action.max()) >= self.n_actions):
-                raise ValueError(f"{where} holds actions outside [0, A={self.n_actions})")
-        elif (
-            tuple(action.shape) != (size, self.n_agents, self.n_actions)
-            or not action.is_floating_point()
-        ):
-            raise ValueError(
-                f"{where} has shape {list(action.shape)} and dtype {action.dtype}; expected "
-                f"float [B'={size}, N={self.n_agents}, A={self.n_actions}]"
-            )
 
     # ------------------------------------------------------------------ losses
     def losses(self, batch: EpisodeBatch) -> tuple[dict[str, Tensor], dict[str, float]]:
