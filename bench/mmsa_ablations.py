@@ -8,6 +8,9 @@ stratified-bootstrap 95% interval (rliable, through `flows.stats.aggregate`). Ru
 and skipped once finished (same machinery as `bench/mmsa_lbf.py`).
 
     .venv/bin/python bench/mmsa_ablations.py     # -> bench/results/mmsa_ablations.json
+    # the full method in mixed precision (TrainConfig.precision="bf16"), same seeds:
+    .venv/bin/python bench/mmsa_ablations.py --precision bf16 --variants mmsa qmix \
+        --runs-dir runs/bench_mmsa_ablations_bf16 --out bench/results/mmsa_ablations_bf16.json
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ def run_config(args: argparse.Namespace, variant: str, seed: int) -> dict[str, A
         "eval_episodes": 64,
         "checkpoint_every": args.steps,
         "keep_checkpoints": 1,
+        "precision": args.precision,
         "algo_config": algo_config,
     }
 
@@ -93,12 +97,15 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     table: dict[str, Any] = {}
     for variant in args.variants:
         finals: dict[str, float] = {}
+        walls: dict[str, float] = {}
         for seed in args.seeds:
             path = run_dir(args, variant, seed)
             if status(path) == "finished":
-                evals = [x for x in read_metrics(path) if x["kind"] == "eval"]
+                lines = read_metrics(path)
+                evals = [x for x in lines if x["kind"] == "eval"]
                 finals[str(seed)] = float(evals[-1]["return_mean"])
-        row: dict[str, Any] = {"final_return": finals, "n_finished": len(finals)}
+                walls[str(seed)] = float(lines[-1]["wall_s"])
+        row: dict[str, Any] = {"final_return": finals, "wall_s": walls, "n_finished": len(finals)}
         if finals:
             est = aggregate(np.asarray(list(finals.values())), reps=2000, seed=0)
             row |= {
@@ -112,7 +119,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "env": args.env,
         "command": "python bench/mmsa_ablations.py "
         f"--steps {args.steps} --updates-per-episode {args.updates_per_episode} "
-        f"--seeds {' '.join(map(str, args.seeds))}",
+        f"--seeds {' '.join(map(str, args.seeds))} --precision {args.precision}",
         "example_config": run_config(args, "mmsa", args.seeds[0]),
         "random_policy_return": random_return(args.env),
         "machine": {
@@ -139,6 +146,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/bench_mmsa_ablations"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_ablations.json"))
+    parser.add_argument(
+        "--precision", default="fp32", choices=("fp32", "bf16"), help="TrainConfig.precision"
+    )
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     if not args.report_only:

@@ -13,10 +13,13 @@ episodes, buffer 5000, agent hidden 64, mixer 32/64); "fast" is the loop's defau
 process, one update per episode); "quarter" is "fast" with one update every 4 episodes (the
 replay ratio of a model-based run that trades updates for env steps). Targets: MMSA at least
 half of our QMIX and above EPyMARL QMIX's ~400 steps/s on this kind of machine. `--threads`
-sets torch's intra-op threads for both algorithms (1 by default; this machine has 2 cores).
+sets torch's intra-op threads for both algorithms (1 by default; this machine has 2 cores);
+`--precision bf16` runs both algorithms' updates in mixed precision (`TrainConfig.precision`).
 
     .venv/bin/python bench/mmsa_throughput.py        # -> bench/results/mmsa_throughput.json
     .venv/bin/python bench/mmsa_throughput.py --steps 3000 --settings fast --profile
+    .venv/bin/python bench/mmsa_throughput.py --precision bf16 \
+        --out bench/results/mmsa_throughput_bf16.json
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import torch
 from mmsa_envs import VectorEnv
 from mmsa_marl_core import EpisodeBuffer, config_from_dict, get_algo, read_metrics, train
 from mmsa_marl_core.collect import run_episodes
+from mmsa_marl_core.train import update_precision
 
 ENV = "lbf:Foraging-8x8-2p-2f-coop-v3"
 SETTINGS = {
@@ -52,7 +56,7 @@ COMMON = {"batch_size": 32, "buffer_size": 5000}
 ALGO_CONFIG = {"agent_hidden": 64, "mixer_embed_dim": 32, "hypernet_hidden": 64}
 
 
-def run_loop(algo: str, setting: str, steps: int, seed: int) -> dict[str, float]:
+def run_loop(algo: str, setting: str, steps: int, seed: int, precision: str) -> dict[str, float]:
     """Whole training run; rates from its metrics."""
     config = config_from_dict(
         {
@@ -66,6 +70,7 @@ def run_loop(algo: str, setting: str, steps: int, seed: int) -> dict[str, float]
             "eval_every": steps,
             "eval_episodes": 1,
             "checkpoint_every": 10 * steps,
+            "precision": precision,
             "algo_config": ALGO_CONFIG,
         }
     )
@@ -88,7 +93,9 @@ def run_loop(algo: str, setting: str, steps: int, seed: int) -> dict[str, float]
     }
 
 
-def update_time(algo: str, seed: int, repeats: int, profile: bool) -> dict[str, object]:
+def update_time(
+    algo: str, seed: int, repeats: int, profile: bool, precision: str
+) -> dict[str, object]:
     """Median wall time of one update on batches of 32 random-policy episodes."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -99,7 +106,8 @@ def update_time(algo: str, seed: int, repeats: int, profile: bool) -> dict[str, 
         while len(buffer) < 32:
             episodes = run_episodes(envs, learner, explore=True, env_steps=0, rng=rng)
             buffer.add_episodes(**episodes.buffer_arrays())
-    learner.update(buffer.sample(32, rng))  # warm-up (lazy imports, allocator)
+    with update_precision(precision, torch.device("cpu")):
+        learner.update(buffer.sample(32, rng))  # warm-up (lazy imports, allocator)
     times = []
     profiler = cProfile.Profile() if profile else None
     for _ in range(repeats):
@@ -107,7 +115,8 @@ def update_time(algo: str, seed: int, repeats: int, profile: bool) -> dict[str, 
         start = time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        learner.update(batch)
+        with update_precision(precision, torch.device("cpu")):
+            learner.update(batch)
         if profiler is not None:
             profiler.disable()
         times.append(time.perf_counter() - start)
@@ -143,6 +152,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed updates per algo")
     parser.add_argument("--profile", action="store_true", help="store a cProfile of MMSA updates")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--precision", default="fp32", choices=("fp32", "bf16"), help="TrainConfig.precision"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_throughput.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -150,9 +162,11 @@ def main() -> None:
     info = machine()
     results: dict[str, dict[str, object]] = {}
     for algo in args.algos:
-        results[algo] = update_time(algo, args.seed, args.repeats, args.profile and algo == "mmsa")
+        results[algo] = update_time(
+            algo, args.seed, args.repeats, args.profile and algo == "mmsa", args.precision
+        )
         for setting in args.settings:
-            results[algo][setting] = run_loop(algo, setting, args.steps, args.seed)
+            results[algo][setting] = run_loop(algo, setting, args.steps, args.seed, args.precision)
             print(algo, setting, results[algo][setting], flush=True)
         print(algo, "update_ms", results[algo]["update_ms"], flush=True)
     summary = {}
@@ -171,6 +185,7 @@ def main() -> None:
         "command": " ".join([sys.executable, *sys.argv]),
         "settings": {k: {**COMMON, **v} for k, v in SETTINGS.items()},
         "algo_config": ALGO_CONFIG,
+        "precision": args.precision,
         "steps": args.steps,
         "machine": info,
         "results": results,

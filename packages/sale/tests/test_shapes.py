@@ -39,3 +39,14 @@ def test_broadcast_leading_rejects_mixed_dtypes() -> None:
         broadcast_leading(
             "f", ("a", "b"), torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.float64)
         )
+
+
+def test_broadcast_leading_allows_the_autocast_pair_only_under_autocast() -> None:
+    half, full = torch.zeros(2, 3, dtype=torch.bfloat16), torch.zeros(2, 4)
+    with pytest.raises(ValueError, match="same dtype, got torch.bfloat16 and torch.float32"):
+        broadcast_leading("f", ("a", "b"), half, full)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert broadcast_leading("f", ("a", "b"), half, full) == (2,)
+        # Autocast produces bfloat16 next to float32, never float64.
+        with pytest.raises(ValueError, match="same dtype"):
+            broadcast_leading("f", ("a", "b"), half, full.double())

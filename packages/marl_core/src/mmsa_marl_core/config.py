@@ -17,10 +17,20 @@ from typing import Any, Literal, Union
 
 from .learner import get_algo
 
-__all__ = ["TrainConfig", "ConfigError", "config_from_dict", "config_to_dict", "DEFAULT_ENV"]
+__all__ = [
+    "TrainConfig",
+    "ConfigError",
+    "config_from_dict",
+    "config_to_dict",
+    "DEFAULT_ENV",
+    "PRECISIONS",
+]
 
 DEFAULT_ENV = "lbf:Foraging-5x5-2p-1f-coop-v3"
 """The embedded default task: a small cooperative LBF map QMIX learns in minutes on one CPU."""
+
+PRECISIONS = ("fp32", "bf16")
+"""Allowed values of `TrainConfig.precision`."""
 
 
 class ConfigError(ValueError):
@@ -65,6 +75,12 @@ class TrainConfig:
     """How many of the latest checkpoints to keep."""
     max_nonfinite_updates: int = 10
     """Stop the run with an error once more updates than this had a NaN/inf loss or gradient."""
+    precision: str = "fp32"
+    """Arithmetic of the gradient updates: `fp32`, or `bf16` (mixed precision: each update runs
+    under `torch.autocast` with bfloat16, so matrix products run in bfloat16 while parameters,
+    optimiser state and gradients stay float32; no loss scaling is needed). Acting and
+    evaluation stay float32. Faster on GPUs and on CPUs with AVX512-BF16 or AMX; results differ
+    from fp32 in the last digits, so compare runs at the same precision."""
 
     def __post_init__(self) -> None:
         entry = get_algo(self.algo)
@@ -99,6 +115,10 @@ class TrainConfig:
             )
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed!r} must be >= 0")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"precision={self.precision!r} is not allowed; use one of {', '.join(PRECISIONS)}"
+            )
 
 
 # ---------------------------------------------------------------------- from / to plain data

@@ -233,7 +233,7 @@ class MMSALearner:
         q_taken = x.new_zeros(*real.shape, n_agents)  # [T, B, N]
         q_taken[real] = q_of_action(
             self.agent, x[:-1][real], hidden[:-1][real], batch.action[real], self._fixed
-        )
+        ).to(q_taken.dtype)  # autocast (precision=bf16) computes it in bfloat16
         # Greedy actions on every real row, all actions in one pass, no gradient: they serve
         # the double-Q target at t+1 and the imagination's first step.
         with torch.no_grad():
@@ -264,11 +264,13 @@ class MMSALearner:
             if cfg.double_q:
                 target_q[real] = q_of_action(
                     self.target_agent, x[1:][real], target_hidden, greedy[1:][real], target_fixed
-                )
+                ).to(target_q.dtype)
             else:
                 q_next = self.target_agent.q_values(x[1:][real], target_hidden, target_fixed)
                 next_avail = batch.avail_actions[1:][real]
-                target_q[real] = q_next.masked_fill(~next_avail, float("-inf")).amax(dim=-1)
+                target_q[real] = (
+                    q_next.masked_fill(~next_avail, float("-inf")).amax(dim=-1).to(target_q.dtype)
+                )
             next_extra = None if target_code is None else target_code[1:]
             next_q_tot = self.target_mixer(target_q, state[1:], next_extra)
             targets = td_targets(reward, terminated, next_q_tot, cfg.gamma)

@@ -21,6 +21,7 @@ holds and how it is put back lives in `resume`; this module holds the loop and `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -191,7 +192,9 @@ def train(
                 prog.update_credit -= n_updates
                 for _ in range(n_updates):
                     batch = buffer.sample(config.batch_size, rng, device=device)
-                    for name, value in learner.update(batch).items():
+                    with update_precision(config.precision, device):
+                        metrics = learner.update(batch)
+                    for name, value in metrics.items():
                         prog.metric_sums[name] = prog.metric_sums.get(name, 0.0) + value
                     prog.metric_count += 1
                     prog.updates += 1
@@ -309,6 +312,19 @@ def evaluate_policy(
 
 
 # ---------------------------------------------------------------------- helpers
+def update_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context one gradient update runs in: nothing for `fp32`, bfloat16 autocast on
+    `device` for `bf16` (`TrainConfig.precision`)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision != "bf16":
+        raise ValueError(f"precision={precision!r} is not allowed; use fp32 or bf16")
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        name = torch.cuda.get_device_name(device)
+        raise RuntimeError(f"precision=bf16: {name} has no bfloat16 support; use precision=fp32")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
 def _next(env_steps: int, every: int) -> int:
     return (env_steps // every + 1) * every
 

@@ -35,13 +35,24 @@ def check_features(where: str, name: str, tensor: Tensor, size: int, axis_letter
         )
 
 
+def _autocast_pair(a: Tensor, b: Tensor) -> bool:
+    """True when autocast is on for the tensors' device and their dtypes are float32 and the
+    autocast dtype (the mix autocast itself produces)."""
+    device = a.device.type
+    if not torch.is_autocast_enabled(device):
+        return False
+    return {a.dtype, b.dtype} == {torch.float32, torch.get_autocast_dtype(device)}
+
+
 def broadcast_leading(where: str, names: tuple[str, str], a: Tensor, b: Tensor) -> torch.Size:
     """Broadcast the leading shapes (all but the feature axis) of ``a`` and ``b``.
 
     Raises ``ValueError`` naming both shapes when they do not broadcast, or both dtypes when they
-    differ (a float64 action with a float32 embedding would otherwise fail deep inside a matmul).
+    differ (a float64 action with a float32 embedding would otherwise fail deep inside a matmul);
+    under ``torch.autocast`` on their device, where the linear layers cast their inputs
+    themselves, float32 next to the autocast dtype is allowed.
     """
-    if a.dtype != b.dtype:
+    if a.dtype != b.dtype and not _autocast_pair(a, b):
         raise ValueError(
             f"{where}: {names[0]} and {names[1]} must have the same dtype, "
             f"got {a.dtype} and {b.dtype}"

@@ -1,0 +1,97 @@
+"""`TrainConfig.precision="bf16"`: every registered learner's update runs under bfloat16 autocast
+(matrix products in bfloat16, parameters float32), tracks its fp32 update closely, and the
+training loop applies it."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.modules.module import register_module_forward_hook
+
+from mmsa_envs import make_vector_env
+from mmsa_marl_core import ConfigError, config_from_dict, read_metrics, train
+from mmsa_marl_core.buffer import EpisodeBuffer
+from mmsa_marl_core.collect import run_episodes
+from mmsa_marl_core.learner import get_algo
+from mmsa_marl_core.train import update_precision
+
+SMALL = {"agent_hidden": 12, "mixer_embed_dim": 6, "hypernet_hidden": 10}
+ALGOS = {
+    "qmix": ("dummy", SMALL),
+    "vdn": ("dummy", SMALL),
+    "mmsa": ("dummy", SMALL | {"zs_dim": 8, "sale_hidden": 16, "phi_dim": 8, "code_dim": 4}),
+    "facmac": ("dummy:continuous", SMALL | {"width": 16, "random_steps": 0}),
+    "mmsa_continuous": (
+        "dummy:continuous",
+        SMALL | {"width": 16, "random_steps": 0, "zs_dim": 8, "sale_hidden": 16, "phi_dim": 5},
+    ),
+}
+
+
+def _learner_and_batch(algo: str):
+    env, overrides = ALGOS[algo]
+    entry = get_algo(algo)
+    torch.manual_seed(0)
+    config = config_from_dict({"env": env, "algo": algo, "algo_config": overrides}).algo_config
+    rng = np.random.default_rng(0)
+    with make_vector_env(env, 4, seed=0) as envs:
+        learner = entry.factory(envs.spec, config, torch.device("cpu"))
+        buffer = EpisodeBuffer(envs.spec, 16, envs.spec.episode_limit)
+        while len(buffer) < 8:
+            episodes = run_episodes(envs, learner, explore=True, env_steps=0, rng=rng)
+            buffer.add_episodes(**episodes.buffer_arrays())
+    return learner, buffer.sample(8, rng)
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_bf16_update_runs_in_bfloat16_and_tracks_fp32(algo):
+    learner, batch = _learner_and_batch(algo)
+    twin = copy.deepcopy(learner)
+    out_dtypes: set[torch.dtype] = set()
+
+    def record(module, inputs, output):
+        if isinstance(module, nn.Linear):
+            out_dtypes.add(output.dtype)
+
+    with update_precision("fp32", torch.device("cpu")):
+        full = learner.update(batch)
+    hook = register_module_forward_hook(record)
+    try:
+        with update_precision("bf16", torch.device("cpu")):
+            half = twin.update(batch)
+    finally:
+        hook.remove()
+    assert torch.bfloat16 in out_dtypes, f"{algo}: no linear layer ran in bfloat16"
+    modules = [m for m in vars(twin).values() if isinstance(m, nn.Module)]
+    assert modules and {p.dtype for m in modules for p in m.parameters()} == {torch.float32}
+    assert all(np.isfinite(v) for v in half.values()), half
+    assert half["loss"] != full["loss"], f"{algo}: bf16 gave the fp32 loss exactly"
+    assert half["loss"] == pytest.approx(full["loss"], rel=0.05), (algo, half["loss"], full["loss"])
+
+
+def test_training_loop_applies_the_precision(tmp_path):
+    base = {
+        "env": "dummy", "steps": 300, "n_envs": 3, "batch_size": 6, "buffer_size": 40,
+        "log_every": 100, "eval_every": 300, "eval_episodes": 3, "checkpoint_every": 300,
+        "algo_config": SMALL,
+    }  # fmt: skip
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        config = config_from_dict(base | {"precision": precision})
+        train(config, tmp_path / precision, progress=False)
+        lines = read_metrics(tmp_path / precision)
+        losses[precision] = [x["loss"] for x in lines if x["kind"] == "train" and "loss" in x]
+    assert len(losses["fp32"]) >= 2
+    assert losses["fp32"] != losses["bf16"]
+    np.testing.assert_allclose(losses["bf16"], losses["fp32"], rtol=0.2)
+
+
+def test_unknown_precision_is_refused_by_name():
+    with pytest.raises(ConfigError, match="precision='fp16' is not allowed; use one of fp32, bf16"):
+        config_from_dict({"precision": "fp16"})
+    with pytest.raises(ValueError, match="precision='fp8'"):
+        update_precision("fp8", torch.device("cpu"))
