@@ -32,24 +32,29 @@ ALGOS = {
 }
 
 
-def _learner_and_batch(algo: str):
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _learner_and_batch(algo: str, device: torch.device):
     env, overrides = ALGOS[algo]
     entry = get_algo(algo)
     torch.manual_seed(0)
     config = config_from_dict({"env": env, "algo": algo, "algo_config": overrides}).algo_config
     rng = np.random.default_rng(0)
     with make_vector_env(env, 4, seed=0) as envs:
-        learner = entry.factory(envs.spec, config, torch.device("cpu"))
+        learner = entry.factory(envs.spec, config, device)
         buffer = EpisodeBuffer(envs.spec, 16, envs.spec.episode_limit)
         while len(buffer) < 8:
             episodes = run_episodes(envs, learner, explore=True, env_steps=0, rng=rng)
             buffer.add_episodes(**episodes.buffer_arrays())
-    return learner, buffer.sample(8, rng)
+    return learner, buffer.sample(8, rng, device=device)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("algo", sorted(ALGOS))
-def test_bf16_update_runs_in_bfloat16_and_tracks_fp32(algo):
-    learner, batch = _learner_and_batch(algo)
+def test_bf16_update_runs_in_bfloat16_and_tracks_fp32(algo, device):
+    device = torch.device(device)
+    learner, batch = _learner_and_batch(algo, device)
     twin = copy.deepcopy(learner)
     out_dtypes: set[torch.dtype] = set()
 
@@ -57,11 +62,11 @@ def test_bf16_update_runs_in_bfloat16_and_tracks_fp32(algo):
         if isinstance(module, nn.Linear):
             out_dtypes.add(output.dtype)
 
-    with update_precision("fp32", torch.device("cpu")):
+    with update_precision("fp32", device):
         full = learner.update(batch)
     hook = register_module_forward_hook(record)
     try:
-        with update_precision("bf16", torch.device("cpu")):
+        with update_precision("bf16", device):
             half = twin.update(batch)
     finally:
         hook.remove()
