@@ -44,7 +44,7 @@ import torch
 from mmsa_envs import VectorEnv
 from mmsa_marl_core import EpisodeBuffer, config_from_dict, get_algo, read_metrics, train
 from mmsa_marl_core.collect import run_episodes
-from mmsa_marl_core.train import update_precision
+from mmsa_marl_core.precision import update_precision
 
 ENV = "lbf:Foraging-8x8-2p-2f-coop-v3"
 SETTINGS = {

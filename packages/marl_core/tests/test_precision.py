@@ -1,5 +1,5 @@
-"""`TrainConfig.precision="bf16"`: every registered learner's update runs under bfloat16 autocast
-(matrix products in bfloat16, parameters float32), tracks its fp32 update closely, and the
+"""`TrainConfig.precision="bf16"`: every registered learner runs its passes without gradient in
+bfloat16 and everything with gradient in float32, tracks its fp32 update closely, and the
 training loop applies it."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from mmsa_marl_core import ConfigError, config_from_dict, read_metrics, train
 from mmsa_marl_core.buffer import EpisodeBuffer
 from mmsa_marl_core.collect import run_episodes
 from mmsa_marl_core.learner import get_algo
-from mmsa_marl_core.train import update_precision
+from mmsa_marl_core.precision import update_precision
 
 SMALL = {"agent_hidden": 12, "mixer_embed_dim": 6, "hypernet_hidden": 10}
 ALGOS = {
@@ -32,6 +32,7 @@ ALGOS = {
 }
 
 
+CPU = torch.device("cpu")
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
@@ -56,11 +57,11 @@ def test_bf16_update_runs_in_bfloat16_and_tracks_fp32(algo, device):
     device = torch.device(device)
     learner, batch = _learner_and_batch(algo, device)
     twin = copy.deepcopy(learner)
-    out_dtypes: set[torch.dtype] = set()
+    outputs: set[tuple[torch.dtype, bool]] = set()
 
     def record(module, inputs, output):
         if isinstance(module, nn.Linear):
-            out_dtypes.add(output.dtype)
+            outputs.add((output.dtype, output.requires_grad))
 
     with update_precision("fp32", device):
         full = learner.update(batch)
@@ -70,7 +71,9 @@ def test_bf16_update_runs_in_bfloat16_and_tracks_fp32(algo, device):
             half = twin.update(batch)
     finally:
         hook.remove()
-    assert torch.bfloat16 in out_dtypes, f"{algo}: no linear layer ran in bfloat16"
+    assert (torch.bfloat16, False) in outputs, f"{algo}: no pass without gradient ran in bf16"
+    assert (torch.float32, True) in outputs
+    assert (torch.bfloat16, True) not in outputs, f"{algo}: a pass with gradient ran in bf16"
     modules = [m for m in vars(twin).values() if isinstance(m, nn.Module)]
     assert modules and {p.dtype for m in modules for p in m.parameters()} == {torch.float32}
     assert all(np.isfinite(v) for v in half.values()), half
@@ -98,5 +101,5 @@ def test_training_loop_applies_the_precision(tmp_path):
 def test_unknown_precision_is_refused_by_name():
     with pytest.raises(ConfigError, match="precision='fp16' is not allowed; use one of fp32, bf16"):
         config_from_dict({"precision": "fp16"})
-    with pytest.raises(ValueError, match="precision='fp8'"):
-        update_precision("fp8", torch.device("cpu"))
+    with pytest.raises(ValueError, match="precision='fp8'"), update_precision("fp8", CPU):
+        pass

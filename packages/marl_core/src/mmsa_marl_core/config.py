@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
 from .learner import get_algo
+from .precision import PRECISIONS
 
 __all__ = [
     "TrainConfig",
@@ -28,9 +29,6 @@ __all__ = [
 
 DEFAULT_ENV = "lbf:Foraging-5x5-2p-1f-coop-v3"
 """The embedded default task: a small cooperative LBF map QMIX learns in minutes on one CPU."""
-
-PRECISIONS = ("fp32", "bf16")
-"""Allowed values of `TrainConfig.precision`."""
 
 
 class ConfigError(ValueError):
@@ -76,11 +74,11 @@ class TrainConfig:
     max_nonfinite_updates: int = 10
     """Stop the run with an error once more updates than this had a NaN/inf loss or gradient."""
     precision: str = "fp32"
-    """Arithmetic of the gradient updates: `fp32`, or `bf16` (mixed precision: each update runs
-    under `torch.autocast` with bfloat16, so matrix products run in bfloat16 while parameters,
-    optimiser state and gradients stay float32; no loss scaling is needed). Acting and
-    evaluation stay float32. Faster on GPUs and on CPUs with AVX512-BF16 or AMX; results differ
-    from fp32 in the last digits, so compare runs at the same precision."""
+    """Arithmetic of the gradient updates: `fp32`, or `bf16`: the updates' passes without
+    gradient (target networks, greedy action selection, world-model imagination) run under
+    bfloat16 autocast, everything with gradient stays float32 (`mmsa_marl_core.precision`).
+    Acting and evaluation stay float32. Faster on GPUs and on CPUs with AVX512-BF16 or AMX;
+    runs differ from fp32 ones, so compare algorithms at the same precision."""
 
     def __post_init__(self) -> None:
         entry = get_algo(self.algo)

@@ -24,6 +24,7 @@ from torch import Tensor
 from mmsa_sale import Encoder
 
 from .policy import DeterministicActor
+from .precision import low_precision
 from .sale_agent import SALEAgent, agent_inputs
 
 __all__ = ["ActorImaginationPolicy", "continuous_imagined_features"]
@@ -105,7 +106,7 @@ def continuous_imagined_features(
         )
     lead = hidden_before.shape[:2]
     starts = lead[0] * lead[1]
-    with torch.no_grad():
+    with torch.no_grad(), low_precision(hidden_before.device):
         start = type(posterior)(*(leaf.reshape(starts, *leaf.shape[2:]) for leaf in posterior))
         policy = ActorImaginationPolicy(
             agent,
@@ -116,4 +117,4 @@ def continuous_imagined_features(
             obs_transform,
         )
         features: Tensor = world_model.imagine_features(start, policy, horizon)
-    return features.detach()
+    return features.detach().float()

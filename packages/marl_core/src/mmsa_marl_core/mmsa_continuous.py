@@ -42,6 +42,7 @@ from .learner import Learner, register_algo
 from .mixers import QMIX
 from .mmsa_learner import KL_TERMS, REC_TERMS
 from .policy import DeterministicActor, MLPCritic
+from .precision import low_precision
 from .rollout import RolloutEncoder
 from .sale_agent import SALEAgent, agent_inputs
 from .td import masked_mean, td_targets
@@ -286,14 +287,15 @@ class MMSAContinuousLearner:
         q = self._critic(False, x[:-1], hidden[:-1], action)  # [T, B, N]
         q_tot = self.mixer(q, state[:-1], None if code is None else code[:-1])  # [T, B]
         with torch.no_grad():
-            target_hidden = self.target_agent.unroll(x)[1:]
-            target_fixed = None if self.encoders is None else self.encoders.fixed_target
-            zs_next = None if target_fixed is None else target_fixed.zs(x[1:])
-            next_action = self.target_actor(x[1:], target_hidden, zs_next)
-            next_action = self.actor.scale.add_noise(
-                next_action, cfg.target_noise_std, cfg.target_noise_clip
-            )
-            next_q = self._critic(True, x[1:], target_hidden, next_action)
+            with low_precision(self.device):
+                target_hidden = self.target_agent.unroll(x)[1:]
+                target_fixed = None if self.encoders is None else self.encoders.fixed_target
+                zs_next = None if target_fixed is None else target_fixed.zs(x[1:])
+                next_action = self.target_actor(x[1:], target_hidden, zs_next).float()
+                next_action = self.actor.scale.add_noise(
+                    next_action, cfg.target_noise_std, cfg.target_noise_clip
+                )
+                next_q = self._critic(True, x[1:], target_hidden, next_action).float()
             next_extra = None if target_code is None else target_code[1:]
             next_q_tot = self.target_mixer(next_q, state[1:], next_extra)
             targets = td_targets(batch.reward, batch.terminated, next_q_tot, cfg.gamma)

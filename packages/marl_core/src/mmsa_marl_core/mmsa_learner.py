@@ -50,6 +50,7 @@ from .mmsa_world import (
     world_model_terms,
 )
 from .optim import RunningMeanStd
+from .precision import low_precision
 from .rollout import RolloutEncoder
 from .sale_agent import SALEAgent, agent_inputs, q_of_action
 from .td import masked_argmax, masked_mean, td_targets
@@ -233,10 +234,10 @@ class MMSALearner:
         q_taken = x.new_zeros(*real.shape, n_agents)  # [T, B, N]
         q_taken[real] = q_of_action(
             self.agent, x[:-1][real], hidden[:-1][real], batch.action[real], self._fixed
-        ).to(q_taken.dtype)  # autocast (precision=bf16) computes it in bfloat16
+        )
         # Greedy actions on every real row, all actions in one pass, no gradient: they serve
         # the double-Q target at t+1 and the imagination's first step.
-        with torch.no_grad():
+        with torch.no_grad(), low_precision(self.device):
             greedy = torch.zeros(*rows.shape, n_agents, dtype=torch.int64, device=x.device)
             q_rows = self.agent.q_values(x[rows], hidden[rows], self._fixed)  # [M, N, A]
             greedy[rows] = masked_argmax(q_rows, batch.avail_actions[rows])
@@ -259,18 +260,20 @@ class MMSALearner:
         state = batch.state if cfg.use_global_state else batch.state[..., :0]
         with torch.no_grad():
             target_fixed = None if self.encoders is None else self.encoders.fixed_target
-            target_hidden = self.target_agent.unroll(x)[1:][real]  # rows t+1 of real steps
             target_q = torch.zeros_like(q_taken)  # [T, B, N]
-            if cfg.double_q:
-                target_q[real] = q_of_action(
-                    self.target_agent, x[1:][real], target_hidden, greedy[1:][real], target_fixed
-                ).to(target_q.dtype)
-            else:
-                q_next = self.target_agent.q_values(x[1:][real], target_hidden, target_fixed)
-                next_avail = batch.avail_actions[1:][real]
-                target_q[real] = (
-                    q_next.masked_fill(~next_avail, float("-inf")).amax(dim=-1).to(target_q.dtype)
-                )
+            with low_precision(self.device):  # bf16 for the target agent only, not the mixer
+                target_hidden = self.target_agent.unroll(x)[1:][real]  # rows t+1 of real steps
+                if cfg.double_q:
+                    next_x, next_greedy = x[1:][real], greedy[1:][real]
+                    q_next = q_of_action(
+                        self.target_agent, next_x, target_hidden, next_greedy, target_fixed
+                    )
+                    target_q[real] = q_next.to(target_q.dtype)
+                else:
+                    q_next = self.target_agent.q_values(x[1:][real], target_hidden, target_fixed)
+                    next_avail = batch.avail_actions[1:][real]
+                    best = q_next.masked_fill(~next_avail, float("-inf")).amax(dim=-1)
+                    target_q[real] = best.to(target_q.dtype)
             next_extra = None if target_code is None else target_code[1:]
             next_q_tot = self.target_mixer(target_q, state[1:], next_extra)
             targets = td_targets(reward, terminated, next_q_tot, cfg.gamma)

@@ -26,6 +26,7 @@ from .batch import Batch
 from .learner import register_algo
 from .mixers import QMIX, VDN, Mixer
 from .optim import RunningMeanStd, guarded_step, make_optimizer
+from .precision import low_precision
 from .td import gather_actions, masked_argmax, masked_mean, td_targets
 
 __all__ = ["QLearnerConfig", "QLearner"]
@@ -213,7 +214,8 @@ class QLearner:
 
         # --- target: Q_tot^-(t+1) with double-Q action selection under availability masks
         with torch.no_grad():
-            target_q_all = self.unroll(self.target_agent, batch)[1:]  # [T, B, N, A]
+            with low_precision(self.device):
+                target_q_all = self.unroll(self.target_agent, batch)[1:].float()  # [T, B, N, A]
             next_avail = batch.avail_actions[1:]
             if cfg.double_q:
                 next_actions = masked_argmax(q_all[1:].detach(), next_avail)

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from mmsa_sale import Encoder
 
+from .precision import low_precision
 from .sale_agent import SALEAgent, agent_inputs, masked_greedy
 
 __all__ = ["GreedyImaginationPolicy", "RolloutEncoder", "imagined_features", "rollout_codes"]
@@ -141,7 +142,7 @@ def imagined_features(
         )
     if hidden_before.shape[0] != size:
         raise ValueError(f"hidden_before has {hidden_before.shape[0]} rows, start has {size}")
-    with torch.no_grad():
+    with torch.no_grad(), low_precision(hidden_before.device):
         policy = GreedyImaginationPolicy(
             agent,
             encoder,
@@ -151,7 +152,7 @@ def imagined_features(
             first_hidden=first_hidden,
         )
         features: Tensor = world_model.imagine_features(start, policy, horizon)
-    return features
+    return features.float()
 
 
 def rollout_codes(

@@ -21,7 +21,6 @@ holds and how it is put back lives in `resume`; this module holds the loop and `
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import random
@@ -48,6 +47,7 @@ from .collect import AnyVectorEnv, Episodes, run_episodes
 from .config import TrainConfig, config_to_dict
 from .learner import Learner, get_algo
 from .metrics import JsonlMetrics, MetricsLogger
+from .precision import update_precision
 from .resume import Progress, checkpoint_payload, restore_payload, run_fingerprint
 from .run_info import git_commit, now, read_run_json, spec_to_dict, versions, write_json_atomic
 
@@ -312,19 +312,6 @@ def evaluate_policy(
 
 
 # ---------------------------------------------------------------------- helpers
-def update_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """The context one gradient update runs in: nothing for `fp32`, bfloat16 autocast on
-    `device` for `bf16` (`TrainConfig.precision`)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision != "bf16":
-        raise ValueError(f"precision={precision!r} is not allowed; use fp32 or bf16")
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        name = torch.cuda.get_device_name(device)
-        raise RuntimeError(f"precision=bf16: {name} has no bfloat16 support; use precision=fp32")
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
 def _next(env_steps: int, every: int) -> int:
     return (env_steps // every + 1) * every
 
