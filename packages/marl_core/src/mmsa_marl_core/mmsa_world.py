@@ -93,10 +93,10 @@ def rollout_code_pair(
         first_hidden=hidden[rows].detach() if shortcut else None,
     )  # [H+1, M, D]
     code = hidden.new_zeros(*rows.shape, code_dim)  # [T+1, B, C]
-    code[rows] = online(features).to(code.dtype)
+    code[rows] = online(features)
     with torch.no_grad():
         target_code = torch.zeros_like(code)
-        target_code[rows] = target(features).to(code.dtype)
+        target_code[rows] = target(features)
     return code, target_code
 
 

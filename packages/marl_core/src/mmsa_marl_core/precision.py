@@ -34,7 +34,9 @@ def update_precision(precision: str, device: torch.device) -> Iterator[None]:
     """The context one gradient update runs in: `low_precision` regions use bfloat16 with
     ``precision="bf16"``, float32 with ``"fp32"``."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not allowed; use one of fp32, bf16")
+        raise ValueError(
+            f"precision={precision!r} is not allowed; use one of {', '.join(PRECISIONS)}"
+        )
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         name = torch.cuda.get_device_name(device)
         raise RuntimeError(f"precision=bf16: {name} has no bfloat16 support; use precision=fp32")
