@@ -1,14 +1,40 @@
-"""Shared fixtures: random episodes from the real `dummy` env (N=3, O=7, S=11, A=6, T=5)."""
+"""Shared fixtures: random episodes from the real `dummy` env (N=3, O=7, S=11, A=6, T=5), and
+small learners of every registered algorithm with a batch of their own episodes, and a training
+run killed with SIGKILL part-way (for the resume tests)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from mmsa_envs import EnvSpec, make
+from mmsa_envs import EnvSpec, make, make_vector_env
+from mmsa_marl_core import config_from_dict
+from mmsa_marl_core.batch import Batch
+from mmsa_marl_core.buffer import EpisodeBuffer
+from mmsa_marl_core.collect import run_episodes
+from mmsa_marl_core.learner import Learner, get_algo
+
+SMALL = {"agent_hidden": 12, "mixer_embed_dim": 6, "hypernet_hidden": 10}
+# Every registered algorithm: (env id, small algo_config).
+SMALL_ALGOS = {
+    "qmix": ("dummy", SMALL),
+    "vdn": ("dummy", SMALL),
+    "mmsa": ("dummy", SMALL | {"zs_dim": 8, "sale_hidden": 16, "phi_dim": 8, "code_dim": 4}),
+    "facmac": ("dummy:continuous", SMALL | {"width": 16, "random_steps": 0}),
+    "mmsa_continuous": (
+        "dummy:continuous",
+        SMALL | {"width": 16, "random_steps": 0, "zs_dim": 8, "sale_hidden": 16, "phi_dim": 5},
+    ),
+}
 
 
 def collect_random(env_kwargs: dict, n: int, seed: int) -> dict[str, np.ndarray]:
@@ -61,6 +87,66 @@ def random_episodes() -> Callable[..., dict[str, np.ndarray]]:
         return collect_random(env_kwargs, n, seed)
 
     return _make
+
+
+def small_learner_and_batch(algo: str, device: torch.device) -> tuple[Learner, Batch]:
+    """A small `algo` learner (SMALL_ALGOS) on `device` and a batch of 8 of its own exploring
+    episodes, sampled to `device`."""
+    env, overrides = SMALL_ALGOS[algo]
+    entry = get_algo(algo)
+    torch.manual_seed(0)
+    config = config_from_dict({"env": env, "algo": algo, "algo_config": overrides}).algo_config
+    rng = np.random.default_rng(0)
+    with make_vector_env(env, 4, seed=0) as envs:
+        learner = entry.factory(envs.spec, config, device)
+        buffer = EpisodeBuffer(envs.spec, 16, envs.spec.episode_limit)
+        while len(buffer) < 8:
+            episodes = run_episodes(envs, learner, explore=True, env_steps=0, rng=rng)
+            buffer.add_episodes(**episodes.buffer_arrays())
+    return learner, buffer.sample(8, rng, device=device)
+
+
+@pytest.fixture
+def learner_and_batch() -> Callable[[str, torch.device], tuple[Learner, Batch]]:
+    return small_learner_and_batch
+
+
+_KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys, json, torch
+    torch.set_num_threads(1)
+    from mmsa_marl_core import config_from_dict, train
+
+    kill_at = int(sys.argv[3])
+
+    class KillAt:
+        def log(self, kind, env_steps, metrics):
+            if env_steps >= kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        def close(self):
+            pass
+
+    train(config_from_dict(json.loads(sys.argv[1])), sys.argv[2], device=sys.argv[4],
+          progress=False, loggers=[KillAt()])
+    """
+)
+
+
+def run_killed(config: dict[str, Any], run_dir: Path, kill_at: int, device: str = "cpu") -> None:
+    """Train `config` into `run_dir` in a fresh interpreter that SIGKILLs itself at the first
+    metrics line at or past `kill_at` env steps; checks it was killed, not finished."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN, json.dumps(config), str(run_dir), str(kill_at), device],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == -9, proc.stderr  # killed, not finished
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+
+
+@pytest.fixture
+def killed_run() -> Callable[..., None]:
+    return run_killed
 
 
 @pytest.fixture(autouse=True)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -297,24 +293,6 @@ _RUN = {
     },
 }
 
-_KILLED_RUN = textwrap.dedent(
-    """
-    import os, signal, sys, json, torch
-    torch.set_num_threads(1)
-    from mmsa_marl_core import config_from_dict, train
-
-    class KillAt:
-        def log(self, kind, env_steps, metrics):
-            if env_steps >= 120:
-                os.kill(os.getpid(), signal.SIGKILL)
-        def close(self):
-            pass
-
-    train(config_from_dict(json.loads(sys.argv[1])), sys.argv[2], progress=False,
-          loggers=[KillAt()])
-    """
-)
-
 
 def _final_learner(run_dir) -> dict:
     payload = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
@@ -332,7 +310,7 @@ def _flatten(tree, prefix=""):
         yield prefix, tree
 
 
-def test_sigkill_then_resume_is_bitwise_exact(tmp_path):
+def test_sigkill_then_resume_is_bitwise_exact(tmp_path, killed_run):
     config = config_from_dict(_RUN)
     straight = tmp_path / "straight"
     train(config, straight, progress=False)
@@ -342,13 +320,7 @@ def test_sigkill_then_resume_is_bitwise_exact(tmp_path):
     assert {"td_loss", "kl_loss", "rec_loss", "sale_loss"} <= set(train_lines[-1])
 
     killed = tmp_path / "killed"
-    proc = subprocess.run(
-        [sys.executable, "-c", _KILLED_RUN, json.dumps(_RUN), str(killed)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == -9, proc.stderr  # killed, not finished
-    assert json.loads((killed / "run.json").read_text())["status"] == "running"
+    killed_run(_RUN, killed, kill_at=120)
     train(config, killed, progress=False, resume=True)
     a, b = dict(_flatten(_final_learner(straight))), dict(_flatten(_final_learner(killed)))
     assert a.keys() == b.keys()

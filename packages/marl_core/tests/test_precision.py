@@ -12,50 +12,22 @@ import torch
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook
 
-from mmsa_envs import make_vector_env
 from mmsa_marl_core import ConfigError, config_from_dict, read_metrics, train
-from mmsa_marl_core.buffer import EpisodeBuffer
-from mmsa_marl_core.collect import run_episodes
-from mmsa_marl_core.learner import get_algo
 from mmsa_marl_core.precision import update_precision
 
 SMALL = {"agent_hidden": 12, "mixer_embed_dim": 6, "hypernet_hidden": 10}
-ALGOS = {
-    "qmix": ("dummy", SMALL),
-    "vdn": ("dummy", SMALL),
-    "mmsa": ("dummy", SMALL | {"zs_dim": 8, "sale_hidden": 16, "phi_dim": 8, "code_dim": 4}),
-    "facmac": ("dummy:continuous", SMALL | {"width": 16, "random_steps": 0}),
-    "mmsa_continuous": (
-        "dummy:continuous",
-        SMALL | {"width": 16, "random_steps": 0, "zs_dim": 8, "sale_hidden": 16, "phi_dim": 5},
-    ),
-}
+ALGOS = ("qmix", "vdn", "mmsa", "facmac", "mmsa_continuous")  # conftest.SMALL_ALGOS
 
 
 CPU = torch.device("cpu")
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def _learner_and_batch(algo: str, device: torch.device):
-    env, overrides = ALGOS[algo]
-    entry = get_algo(algo)
-    torch.manual_seed(0)
-    config = config_from_dict({"env": env, "algo": algo, "algo_config": overrides}).algo_config
-    rng = np.random.default_rng(0)
-    with make_vector_env(env, 4, seed=0) as envs:
-        learner = entry.factory(envs.spec, config, device)
-        buffer = EpisodeBuffer(envs.spec, 16, envs.spec.episode_limit)
-        while len(buffer) < 8:
-            episodes = run_episodes(envs, learner, explore=True, env_steps=0, rng=rng)
-            buffer.add_episodes(**episodes.buffer_arrays())
-    return learner, buffer.sample(8, rng, device=device)
-
-
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("algo", sorted(ALGOS))
-def test_bf16_update_runs_in_bfloat16_and_tracks_fp32(algo, device):
+@pytest.mark.parametrize("algo", ALGOS)
+def test_bf16_update_runs_in_bfloat16_and_tracks_fp32(algo, device, learner_and_batch):
     device = torch.device(device)
-    learner, batch = _learner_and_batch(algo, device)
+    learner, batch = learner_and_batch(algo, device)
     twin = copy.deepcopy(learner)
     outputs: set[tuple[torch.dtype, bool]] = set()
 

@@ -4,9 +4,6 @@ corrupt and mismatching checkpoints, the non-finite stop, evaluation."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -85,39 +82,14 @@ def test_run_writes_metrics_checkpoints_and_run_json(tmp_path):
     assert evaluate(tmp_path, episodes=5) == again  # deterministic
 
 
-_KILLED_RUN = textwrap.dedent(
-    """
-    import os, signal, sys, json, torch
-    torch.set_num_threads(1)
-    from mmsa_marl_core import config_from_dict, train
-
-    class KillAt:
-        def log(self, kind, env_steps, metrics):
-            if env_steps >= {kill_at}:
-                os.kill(os.getpid(), signal.SIGKILL)
-        def close(self):
-            pass
-
-    config = config_from_dict(json.loads(sys.argv[1]))
-    train(config, sys.argv[2], progress=False, loggers=[KillAt()])
-    """
-)
-
-
 @pytest.mark.slow  # three short runs, one in a fresh interpreter
-def test_sigkill_then_resume_is_bitwise_exact(tmp_path):
+def test_sigkill_then_resume_is_bitwise_exact(tmp_path, killed_run):
     config = _config()
     straight = tmp_path / "straight"
     train(config, straight, progress=False)
 
     killed = tmp_path / "killed"
-    code = _KILLED_RUN.format(kill_at=330)
-    proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(BASE), str(killed)], capture_output=True, text=True
-    )
-    assert proc.returncode == -9, proc.stderr  # killed, not finished
-    info = json.loads((killed / "run.json").read_text())
-    assert info["status"] == "running"
+    killed_run(BASE, killed, kill_at=330)
     (only,) = list_checkpoints(killed / "checkpoints")  # killed between two checkpoints
     assert 200 <= load_checkpoint(only)["env_steps"] < 330
     assert max(x["env_steps"] for x in read_metrics(killed)) > 201  # lines past the checkpoint

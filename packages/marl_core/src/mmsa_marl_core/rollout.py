@@ -56,6 +56,10 @@ class RolloutEncoder(nn.Module):
                 f"features {tuple(features.shape)} must be [H+1, ..., D={self.feature_dim}]"
             )
         lead = features.shape[1:-1]
+        # The target copy (copy.deepcopy) holds its CUDA GRU weights in separate chunks, which
+        # cuDNN would compact (and warn about) at every call; this re-packs them once and is a
+        # no-op on CPU and when they are packed already.
+        self.gru.flatten_parameters()
         _, last = self.gru(features.reshape(features.shape[0], -1, self.feature_dim))
         return last[0].reshape(*lead, self.code_dim)
 

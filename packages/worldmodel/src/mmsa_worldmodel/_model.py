@@ -176,6 +176,7 @@ class WorldModel(nn.Module):
         u_rec = self.vae1.decode(x)
         # VAE-2: h_{t+1} = GRU(h_t, [x_t, u'_t]); the input does not depend on y, so one call.
         h0 = self.initial((b,)).deter
+        self.gru.flatten_parameters()  # see _rollout_states
         deter_seq, _ = self.gru(torch.cat([x, u_rec], dim=-1), h0.unsqueeze(0))
         deter = torch.cat([h0.unsqueeze(0), deter_seq], dim=0)  # [T+1, B, Dh]
         prior_dist = self.prior_net(deter)
@@ -278,6 +279,10 @@ class WorldModel(nn.Module):
         """The H prior steps: `(states [H+1, B', ...], actions, decoded obs, decoded avail)`, the
         last three as lists of the H steps the policy acted on."""
         deter, stoch = start
+        # A copy of the model (copy.deepcopy) holds its CUDA GRU weights in separate chunks,
+        # which cuDNN would compact (and warn about) at every call; this re-packs them once and
+        # is a no-op on CPU and when they are packed already.
+        self.gru.flatten_parameters()
         deters, stochs, actions, obs, avail = [deter], [stoch], [], [], []
         for step in range(horizon):
             features = torch.cat([deter, stoch], dim=-1)

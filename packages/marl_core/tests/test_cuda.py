@@ -1,0 +1,94 @@
+"""On CUDA (skipped without a GPU): MMSA's updates keep cuDNN's GRU weights packed, and a run
+killed on one device resumes on the other."""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from mmsa_marl_core import config_from_dict, read_metrics, train
+from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+CUDA = torch.device("cuda")
+# cuDNN's warning when an RNN's weights are not one buffer (it then re-packs them at every call).
+UNPACKED = "not part of single contiguous chunk"
+
+
+@pytest.mark.parametrize("algo", ["mmsa", "mmsa_continuous"])
+def test_mmsa_update_on_cuda_keeps_gru_weights_packed(algo, learner_and_batch):
+    learner, batch = learner_and_batch(algo, CUDA)
+    # A copy of the learner (its target networks are copies too) must not fall back to
+    # re-packing either.
+    twin = copy.deepcopy(learner)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = [learner.update(batch), twin.update(batch), learner.update(batch)]
+    unpacked = [str(w.message) for w in caught if UNPACKED in str(w.message)]
+    assert not unpacked, unpacked
+    assert all(np.isfinite(v) for m in metrics for v in m.values()), metrics
+    params = [p for m in vars(learner).values() if isinstance(m, torch.nn.Module)
+              for p in m.parameters()]  # fmt: skip
+    assert params and {p.device.type for p in params} == {"cuda"}
+
+
+_RUN = {
+    "env": "dummy", "algo": "mmsa", "steps": 210, "n_envs": 3, "batch_size": 6,
+    "buffer_size": 40, "log_every": 60, "eval_every": 150, "eval_episodes": 3,
+    "checkpoint_every": 100, "keep_checkpoints": 2,
+    "algo_config": {"agent_hidden": 12, "mixer_embed_dim": 6, "hypernet_hidden": 10,
+                    "zs_dim": 8, "sale_hidden": 16, "phi_dim": 8, "code_dim": 4},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("first", "then"), [("cuda", "cpu"), ("cpu", "cuda")])
+def test_run_killed_on_one_device_resumes_on_the_other(first, then, tmp_path, killed_run):
+    run_dir = tmp_path / "run"
+    killed_run(_RUN, run_dir, kill_at=120, device=first)
+    killed_at = list_checkpoints(run_dir / "checkpoints")[-1]
+
+    result = train(config_from_dict(_RUN), run_dir, device=then, progress=False, resume=True)
+    assert result.env_steps >= _RUN["steps"]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "finished"
+    final = list_checkpoints(run_dir / "checkpoints")[-1]
+    assert final != killed_at
+    tensors = [v for v in _tensors(load_checkpoint(final)["learner"])]
+    assert tensors and all(bool(torch.isfinite(t.float()).all()) for t in tensors)
+    evals = [x for x in read_metrics(run_dir) if x["kind"] == "eval"]
+    assert evals and all(np.isfinite(x["return_mean"]) for x in evals)
+
+
+def _tensors(tree):
+    if isinstance(tree, dict):
+        for v in tree.values():
+            yield from _tensors(v)
+    elif isinstance(tree, list):
+        for v in tree:
+            yield from _tensors(v)
+    elif isinstance(tree, torch.Tensor):
+        yield tree
+
+
+def test_resume_on_cuda_matches_the_uninterrupted_cuda_run(tmp_path, killed_run):
+    """A run killed and resumed on CUDA ends with the same weights as one that was not stopped
+    (to float32 rounding: CUDA kernels may sum in another order from run to run)."""
+    straight = tmp_path / "straight"
+    train(config_from_dict(_RUN), straight, device=CUDA, progress=False)
+    killed = tmp_path / "killed"
+    killed_run(_RUN, killed, kill_at=120, device="cuda")
+    train(config_from_dict(_RUN), killed, device=CUDA, progress=False, resume=True)
+    a = load_checkpoint(list_checkpoints(straight / "checkpoints")[-1])["learner"]
+    b = load_checkpoint(list_checkpoints(killed / "checkpoints")[-1])["learner"]
+    pairs = list(zip(_tensors(a), _tensors(b), strict=True))
+    assert pairs
+    exact = sum(torch.equal(x, y) for x, y in pairs)
+    print(f"bitwise-equal tensors after resume on CUDA: {exact}/{len(pairs)}")
+    for x, y in pairs:
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
