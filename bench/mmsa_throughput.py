@@ -14,7 +14,8 @@ process, one update per episode); "quarter" is "fast" with one update every 4 ep
 replay ratio of a model-based run that trades updates for env steps). Targets: MMSA at least
 half of our QMIX and above EPyMARL QMIX's ~400 steps/s on this kind of machine. `--threads`
 sets torch's intra-op threads for both algorithms (1 by default; this machine has 2 cores);
-`--precision bf16` runs both algorithms' updates in mixed precision (`TrainConfig.precision`).
+`--precision bf16` runs both algorithms' updates in mixed precision (`TrainConfig.precision`);
+`--device cuda` runs the networks and updates on the GPU (env stepping stays on the CPU).
 
     .venv/bin/python bench/mmsa_throughput.py        # -> bench/results/mmsa_throughput.json
     .venv/bin/python bench/mmsa_throughput.py --steps 3000 --settings fast --profile
@@ -56,7 +57,9 @@ COMMON = {"batch_size": 32, "buffer_size": 5000}
 ALGO_CONFIG = {"agent_hidden": 64, "mixer_embed_dim": 32, "hypernet_hidden": 64}
 
 
-def run_loop(algo: str, setting: str, steps: int, seed: int, precision: str) -> dict[str, float]:
+def run_loop(
+    algo: str, setting: str, steps: int, seed: int, precision: str, device: torch.device
+) -> dict[str, float]:
     """Whole training run; rates from its metrics."""
     config = config_from_dict(
         {
@@ -75,7 +78,7 @@ def run_loop(algo: str, setting: str, steps: int, seed: int, precision: str) -> 
         }
     )
     with tempfile.TemporaryDirectory() as run_dir:
-        result = train(config, run_dir, progress=False)
+        result = train(config, run_dir, device=device, progress=False)
         lines = [x for x in read_metrics(Path(run_dir)) if x["kind"] == "train"]
     updating = [x for x in lines if x["updates"] > 0]
     steady = float("nan")
@@ -94,29 +97,33 @@ def run_loop(algo: str, setting: str, steps: int, seed: int, precision: str) -> 
 
 
 def update_time(
-    algo: str, seed: int, repeats: int, profile: bool, precision: str
+    algo: str, seed: int, repeats: int, profile: bool, precision: str, device: torch.device
 ) -> dict[str, object]:
     """Median wall time of one update on batches of 32 random-policy episodes."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     with VectorEnv(ENV, 8, seed=seed, processes=False) as envs:
         entry = get_algo(algo)
-        learner = entry.factory(envs.spec, entry.config_cls(**ALGO_CONFIG), torch.device("cpu"))
+        learner = entry.factory(envs.spec, entry.config_cls(**ALGO_CONFIG), device)
         buffer = EpisodeBuffer(envs.spec, 64, envs.spec.episode_limit)
         while len(buffer) < 32:
             episodes = run_episodes(envs, learner, explore=True, env_steps=0, rng=rng)
             buffer.add_episodes(**episodes.buffer_arrays())
-    with update_precision(precision, torch.device("cpu")):
-        learner.update(buffer.sample(32, rng))  # warm-up (lazy imports, allocator)
+    with update_precision(precision, device):
+        for _ in range(3):  # warm-up (lazy imports, allocator, CUDA kernels and handles)
+            learner.update(buffer.sample(32, rng, device=device))
+    _sync(device)
     times = []
     profiler = cProfile.Profile() if profile else None
     for _ in range(repeats):
-        batch = buffer.sample(32, rng)
+        batch = buffer.sample(32, rng, device=device)
+        _sync(device)
         start = time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        with update_precision(precision, torch.device("cpu")):
+        with update_precision(precision, device):
             learner.update(batch)
+        _sync(device)
         if profiler is not None:
             profiler.disable()
         times.append(time.perf_counter() - start)
@@ -128,8 +135,17 @@ def update_time(
     return out
 
 
-def machine() -> dict[str, object]:
+def _sync(device: torch.device) -> None:
+    """Wait for queued CUDA work, so that host timers measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def machine(device: torch.device) -> dict[str, object]:
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {
+        "device": str(device),
+        "gpu": gpu,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -155,18 +171,28 @@ def main() -> None:
     parser.add_argument(
         "--precision", default="fp32", choices=("fp32", "bf16"), help="TrainConfig.precision"
     )
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda or auto (cuda when torch sees a GPU)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_throughput.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
+        parser.error(f"--device {args.device!r}: allowed are cpu, cuda, cuda:N and auto")
+    device = torch.device(args.device)
 
-    info = machine()
+    info = machine(device)
     results: dict[str, dict[str, object]] = {}
     for algo in args.algos:
         results[algo] = update_time(
-            algo, args.seed, args.repeats, args.profile and algo == "mmsa", args.precision
+            algo, args.seed, args.repeats, args.profile and algo == "mmsa", args.precision, device
         )
         for setting in args.settings:
-            results[algo][setting] = run_loop(algo, setting, args.steps, args.seed, args.precision)
+            results[algo][setting] = run_loop(
+                algo, setting, args.steps, args.seed, args.precision, device
+            )
             print(algo, setting, results[algo][setting], flush=True)
         print(algo, "update_ms", results[algo]["update_ms"], flush=True)
     summary = {}
