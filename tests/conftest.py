@@ -5,6 +5,8 @@
 - `lbf_check`: the LBF learning check shared by tests/test_learning_qmix.py and
   tests/test_learning_mmsa.py (map, evaluation, random baseline, common run settings).
 - `tiny_overrides`: training overrides that make a run on the dummy env take seconds.
+- `MMSA_TEST_DEVICE=cuda` runs the LBF learning checks' training and evaluation on the GPU
+  (default cpu).
 
 Test modules cannot import this file under `--import-mode=importlib`, so helpers are fixtures.
 """
@@ -40,6 +42,8 @@ class LbfCheck:
     """Evaluation episodes of the greedy policy and of the random baseline."""
     margin: float = 0.15
     """Greedy return must exceed the random policy's by this much (returns lie in [0, 1])."""
+    device: str = os.environ.get("MMSA_TEST_DEVICE", "cpu")
+    """Where the networks train and act (`MMSA_TEST_DEVICE`, default cpu)."""
 
     def config(self, algo_config: dict[str, Any], **run: Any) -> dict[str, Any]:
         """A training config of the check: the shared loop and Q-learning settings, with the
@@ -75,8 +79,8 @@ class LbfCheck:
         """Train `config` into `run_dir`; mean greedy return of its final checkpoint."""
         from mmsa_marl_core import config_from_dict, evaluate, train
 
-        train(config_from_dict(config), run_dir, progress=False)
-        return evaluate(run_dir, episodes=self.episodes)["return_mean"]
+        train(config_from_dict(config), run_dir, device=self.device, progress=False)
+        return evaluate(run_dir, episodes=self.episodes, device=self.device)["return_mean"]
 
     def random_return(self, seed: int) -> float:
         """Mean return of uniformly random available actions on the evaluation seeds of a run

@@ -52,6 +52,7 @@ def test_mmsa_beats_random(tmp_path, lbf_check, seed):
     )
     learned = lbf_check.greedy_return(config, tmp_path)
     baseline = lbf_check.random_return(seed)
+    print(f"mmsa seed {seed} on {lbf_check.device}: greedy {learned:.3f}, random {baseline:.3f}")
     assert learned > baseline + lbf_check.margin, (
         f"mmsa seed {seed}: {learned:.3f} vs random {baseline:.3f}"
     )

@@ -22,7 +22,7 @@ def test_beats_random(tmp_path, lbf_check, algo, seed):
     )
     learned = lbf_check.greedy_return(config, tmp_path)
     baseline = lbf_check.random_return(seed)
-    print(f"{algo} seed {seed}: greedy {learned:.3f}, random {baseline:.3f}")
+    print(f"{algo} seed {seed} on {lbf_check.device}: greedy {learned:.3f}, random {baseline:.3f}")
     assert learned > baseline + lbf_check.margin, (
         f"{algo} seed {seed}: {learned:.3f} vs random {baseline:.3f}"
     )
