@@ -2,7 +2,8 @@
 
 Every run is a real `mmsa_marl_core.train` run in `--runs-dir/<map>/<variant>/s<seed>`; the
 script can be killed at any time and started again with the same arguments: finished runs are
-skipped and unfinished ones resume exactly from their last checkpoint. After every finished run
+skipped and unfinished ones resume exactly from their last checkpoint (a finished run is
+extended when `--steps` grows). After every finished run
 it rewrites `--out` (bench/results/mmsa_lbf.json) with the final greedy-evaluation return of
 each run and, per (map, variant), the IQM over seeds with a stratified-bootstrap 95% interval
 (rliable, through `flows.stats.aggregate`), next to the paper's 2M-step numbers.
@@ -83,6 +84,12 @@ def status(path: Path) -> str:
     return json.loads(info.read_text()).get("status", "?") if info.exists() else "absent"
 
 
+def done_steps(path: Path) -> int:
+    """Env steps a run has recorded in run.json (0 when it has none)."""
+    info = path / "run.json"
+    return int(json.loads(info.read_text()).get("env_steps", 0)) if info.exists() else 0
+
+
 def one_run(job: tuple[dict[str, Any], str]) -> tuple[str, float]:
     """Train (or resume) one run in a worker process; returns (run dir, wall seconds)."""
     import torch
@@ -94,8 +101,10 @@ def one_run(job: tuple[dict[str, Any], str]) -> tuple[str, float]:
     config_data, path_str = job
     path = Path(path_str)
     start = time.time()
-    if status(path) == "finished":
+    if status(path) == "finished" and done_steps(path) >= config_data["steps"]:
         return path_str, 0.0
+    # A finished run with a smaller budget is extended (same config, larger `--steps`): it
+    # resumes from its last checkpoint, which is how a straight run of the larger budget trains.
     resume = bool(list_checkpoints(path / "checkpoints"))
     if not resume and path.exists():
         shutil.rmtree(path)  # started but never checkpointed: start again
@@ -175,7 +184,9 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     for env, variant, seed in variants(args):
         key = f"{env} | {variant}"
         cell = cells.setdefault(key, {"env": env, "variant": variant, "runs": {}})
-        got = final_return(run_dir(args, env, variant, seed))
+        path = run_dir(args, env, variant, seed)
+        budget = run_config(args, env, variant, seed)["steps"]
+        got = final_return(path) if done_steps(path) >= budget else None  # not yet extended
         cell["runs"][str(seed)] = (
             {"final_return": got[0], "eval_curve": got[1], "wall_s": got[2]}
             if got
