@@ -52,15 +52,19 @@ def test_run_killed_on_one_device_resumes_on_the_other(first, then, tmp_path, ki
     run_dir = tmp_path / "run"
     killed_run(_RUN, run_dir, kill_at=120, device=first)
     killed_at = list_checkpoints(run_dir / "checkpoints")[-1]
+    assert load_checkpoint(killed_at)["env_steps"] > 0
 
     result = train(config_from_dict(_RUN), run_dir, device=then, progress=False, resume=True)
     assert result.env_steps >= _RUN["steps"]
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["status"] == "finished"
+    assert (info["status"], info["device"]) == ("finished", then)
     final = list_checkpoints(run_dir / "checkpoints")[-1]
     assert final != killed_at
-    tensors = [v for v in _tensors(load_checkpoint(final)["learner"])]
+    tensors = list(_tensors(load_checkpoint(final)["learner"]))
     assert tensors and all(bool(torch.isfinite(t.float()).all()) for t in tensors)
+    # Continued from the checkpoint, not started again: one log, its steps always increasing.
+    steps = [x["env_steps"] for x in read_metrics(run_dir) if x["kind"] == "train"]
+    assert steps == sorted(set(steps)) and len(steps) >= 3
     evals = [x for x in read_metrics(run_dir) if x["kind"] == "eval"]
     assert evals and all(np.isfinite(x["return_mean"]) for x in evals)
 
