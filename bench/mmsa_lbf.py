@@ -79,15 +79,19 @@ def run_dir(args: argparse.Namespace, env: str, variant: str, seed: int) -> Path
     return args.runs_dir / env.replace(":", "_") / variant / f"s{seed}"
 
 
-def status(path: Path) -> str:
+def run_info(path: Path) -> dict[str, Any]:
+    """A run's run.json ({} when it has none)."""
     info = path / "run.json"
-    return json.loads(info.read_text()).get("status", "?") if info.exists() else "absent"
+    return json.loads(info.read_text()) if info.exists() else {}
+
+
+def status(path: Path) -> str:
+    return run_info(path).get("status", "absent")
 
 
 def done_steps(path: Path) -> int:
     """Env steps a run has recorded in run.json (0 when it has none)."""
-    info = path / "run.json"
-    return int(json.loads(info.read_text()).get("env_steps", 0)) if info.exists() else 0
+    return int(run_info(path).get("env_steps", 0))
 
 
 def one_run(job: tuple[dict[str, Any], str]) -> tuple[str, float]:

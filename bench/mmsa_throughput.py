@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from flows.training import choose_device
 from mmsa_envs import VectorEnv
 from mmsa_marl_core import EpisodeBuffer, config_from_dict, get_algo, read_metrics, train
 from mmsa_marl_core.collect import run_episodes
@@ -172,16 +173,15 @@ def main() -> None:
         "--precision", default="fp32", choices=("fp32", "bf16"), help="TrainConfig.precision"
     )
     parser.add_argument(
-        "--device", default="cpu", help="cpu, cuda or auto (cuda when torch sees a GPU)"
+        "--device", default="cpu", help="cpu, cuda[:N] or auto (cuda when torch sees a GPU)"
     )
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_throughput.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
-        parser.error(f"--device {args.device!r}: allowed are cpu, cuda, cuda:N and auto")
-    device = torch.device(args.device)
+    try:
+        device = torch.device(choose_device(args.device))
+    except ValueError as err:
+        parser.error(str(err))
 
     info = machine(device)
     results: dict[str, dict[str, object]] = {}
