@@ -28,6 +28,7 @@ from mmsa_marl_core.mmsa_world import (
 )
 from mmsa_marl_core.rollout import RolloutEncoder, imagined_features
 from mmsa_marl_core.sale_agent import SALEAgent, agent_inputs
+from mmsa_marl_core.td import Rows
 from mmsa_sale import Encoder
 from mmsa_worldmodel import (
     ModelState,
@@ -195,10 +196,10 @@ class Parts:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         torch.manual_seed(seed)  # imagination samples its latents
         return rollout_code_pair(
-            self.wm, self.posterior, self.rows, self.agent, self.encoder, self.hidden,
+            self.wm, self.posterior, Rows(self.rows), self.agent, self.encoder, self.hidden,
             self.last_action, self.greedy if greedy is None else greedy,
             (self.online, self.target if target is None else target),
-            first_action_from_data=shortcut, code_dim=CODE,
+            first_action_from_data=shortcut,
         )  # fmt: skip
 
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from mmsa_marl_core import RunningMeanStd, guarded_step, make_optimizer
+from mmsa_marl_core.optim import scalars
 
 
 def test_guarded_step_applies_clips_and_skips():
@@ -44,3 +46,30 @@ def test_running_mean_std_matches_numpy_and_round_trips():
     assert other.state_dict() == stats.state_dict()
     stats.update(torch.empty(0))
     assert other.state_dict() == stats.state_dict()
+
+
+def test_scalars_reads_every_tensor_as_float_and_keeps_order():
+    values = {
+        "a": torch.tensor(1.0 / 3.0),  # float32: the same double as float(tensor)
+        "b": 2.5,
+        "c": torch.tensor(0.1, dtype=torch.bfloat16),
+        "d": torch.tensor([7.0]).sum(),
+        "e": torch.tensor(float("nan")),
+    }
+    out = scalars(values)
+    assert list(out) == list(values)
+    for k in ("a", "c", "d"):
+        assert out[k] == float(values[k]) and isinstance(out[k], float)
+    assert out["b"] == 2.5 and np.isnan(out["e"])
+    assert scalars({}) == {} and scalars({"x": 1.0}) == {"x": 1.0}
+
+
+def test_guarded_step_reports_a_nonfinite_loss_without_stepping():
+    layer = torch.nn.Linear(2, 1)
+    params = list(layer.parameters())
+    opt = make_optimizer(params, "adam", 0.1)
+    before = [p.clone() for p in params]
+    applied, norm = guarded_step(layer(torch.ones(1, 2)).sum() * float("inf"), opt, params, 1.0)
+    assert not applied and not np.isfinite(norm)
+    assert all(p.grad is None for p in params)
+    assert all(torch.equal(a, b) for a, b in zip(before, params, strict=True))

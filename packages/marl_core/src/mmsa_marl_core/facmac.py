@@ -12,8 +12,8 @@ learner, and registers the baseline:
   with its action penalty);
 - ``soft_update``: Polyak averaging of target networks (TD3: ``tau = 0.005``);
 - ``explore_actions``: TD3/TD7 exploration (uniform warm-up, then Gaussian noise, clipped);
-- ``grouped_step``: the one backward pass with a gradient-norm clip per parameter group, skipped
-  when the loss or a norm is not finite.
+- ``grouped_step`` (from ``mmsa_marl_core.optim``, re-exported here): the one backward pass with
+  a gradient-norm clip per parameter group, skipped when the loss or a norm is not finite.
 
 The ``facmac`` algorithm is ``MMSAContinuousLearner`` given the base ``FACMACConfig``: a plain
 recurrent critic ``Q_i = MLP([x_i, h_i, a_i])``, a plain actor ``tanh(MLP([x_i, h_i]))``, QMIX on
@@ -25,8 +25,7 @@ comparison differs only where it should (DESIGN.md 4.6)::
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -37,6 +36,7 @@ from mmsa_envs import EnvSpec
 
 from .continuous_config import FACMACConfig
 from .learner import Learner, register_algo
+from .optim import grouped_step
 from .td import masked_mean
 
 __all__ = [
@@ -129,31 +129,6 @@ def explore_actions(
         noise = rng.normal(0.0, std, size=action.shape)
         out = np.clip(action + noise * (high - low) / 2, low, high)
     return out.astype(np.float32)
-
-
-def grouped_step(
-    loss: Tensor,
-    optimizer: torch.optim.Optimizer,
-    groups: Mapping[str, tuple[list[nn.Parameter], float]],
-) -> tuple[bool, dict[str, float]]:
-    """One backward pass, a gradient-norm clip per named group ``(params, max_norm)``, one
-    optimiser step. A NaN/inf loss or norm skips the step and clears the gradients.
-
-    Returns ``(applied, {group: norm before clipping})``.
-    """
-    optimizer.zero_grad(set_to_none=True)
-    if not bool(torch.isfinite(loss.detach())):
-        return False, {}
-    loss.backward()
-    norms = {
-        name: float(torch.nn.utils.clip_grad_norm_(params, clip))
-        for name, (params, clip) in groups.items()
-    }
-    if not all(math.isfinite(v) for v in norms.values()):
-        optimizer.zero_grad(set_to_none=True)
-        return False, norms
-    optimizer.step()
-    return True, norms
 
 
 def build_facmac(spec: EnvSpec, config: FACMACConfig, device: torch.device) -> Learner:

@@ -23,7 +23,6 @@ model's share of steps 2-3 and 5 (loss terms, rollout codes, loss groups) is in 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import replace
 from typing import Any
 
@@ -49,11 +48,11 @@ from .mmsa_world import (
     world_model_diagnostics,
     world_model_terms,
 )
-from .optim import RunningMeanStd
+from .optim import RunningMeanStd, grouped_step, scalars
 from .precision import low_precision
 from .rollout import RolloutEncoder
 from .sale_agent import SALEAgent, agent_inputs, q_of_action
-from .td import masked_argmax, masked_mean, td_targets
+from .td import Rows, masked_argmax, masked_mean, td_metrics, td_targets
 
 __all__ = ["MMSALearner", "KL_TERMS", "REC_TERMS"]
 
@@ -215,8 +214,12 @@ class MMSALearner:
         """One update of every part on a batch of episodes (see the module docstring)."""
         cfg, metrics = self.config, {}
         reward, mask, terminated = batch.reward, batch.mask, batch.terminated
+        # Real transitions [T, B] and rows holding a real observation [T+1, B], as indices: one
+        # device sync each here instead of one per boolean-mask use below (td.Rows).
+        real_mask = mask > 0
+        real, rows = Rows(real_mask), Rows(torch.cat([real_mask[:1], real_mask]))
         if cfg.standardise_rewards:
-            self.reward_stats.update(reward[mask > 0])
+            self.reward_stats.update(real.take(reward))
             reward = self.reward_stats.normalise(reward)
         if cfg.diagnostics_every and self.world_model is not None:
             if (self.updates + 1) % cfg.diagnostics_every == 0:
@@ -224,23 +227,21 @@ class MMSALearner:
 
         # --- 1. agents (DESIGN 4.1): the GRU over every row; the SALE head reads the fixed
         # encoder copy (TD7). Rows without a real observation (padding) are skipped.
-        n_agents, n_actions = self.spec.n_agents, self.spec.n_actions
+        n_actions = self.spec.n_actions
         last_action = onehot_last_actions(batch.action, n_actions)  # [T+1, B, N, A]
         x = agent_inputs(batch.obs, last_action)  # [T+1, B, N, O+A+N]
         hidden = self.agent.unroll(x)  # [T+1, B, N, H], after reading x_t
-        real = mask > 0  # [T, B] real transitions
-        rows = torch.cat([real[:1], real])  # [T+1, B] rows holding a real observation
         # Q_i(o_t, a_t) with gradient: only the taken action of real transitions.
-        q_taken = x.new_zeros(*real.shape, n_agents)  # [T, B, N]
-        q_taken[real] = q_of_action(
-            self.agent, x[:-1][real], hidden[:-1][real], batch.action[real], self._fixed
-        )
+        q_taken = real.put(
+            q_of_action(
+                self.agent, real.take(x), real.take(hidden), real.take(batch.action), self._fixed
+            )
+        )  # [T, B, N], zeros on padding
         # Greedy actions on every real row, all actions in one pass, no gradient: they serve
         # the double-Q target at t+1 and the imagination's first step.
         with torch.no_grad(), low_precision(self.device):
-            greedy = torch.zeros(*rows.shape, n_agents, dtype=torch.int64, device=x.device)
-            q_rows = self.agent.q_values(x[rows], hidden[rows], self._fixed)  # [M, N, A]
-            greedy[rows] = masked_argmax(q_rows, batch.avail_actions[rows])
+            q_rows = self.agent.q_values(rows.take(x), rows.take(hidden), self._fixed)  # [M, N, A]
+            greedy = rows.put(masked_argmax(q_rows, rows.take(batch.avail_actions)))  # [T+1,B,N]
 
         # --- 2-3. world model losses; imagination from every real posterior state in one call;
         # the rollout GRU turns each imagined sequence into c_t (online and target copies)
@@ -248,32 +249,32 @@ class MMSALearner:
         code = target_code = None
         if self.world_model is not None and self.rollout_encoder is not None:
             assert self.target_rollout_encoder is not None
-            terms, wm_metrics, posterior = world_model_terms(self.world_model, batch, real)
+            terms, wm_metrics, posterior = world_model_terms(self.world_model, batch, real_mask)
             metrics.update(wm_metrics)
             code, target_code = rollout_code_pair(
                 self.world_model, posterior, rows, self.agent, self._fixed, hidden, last_action,
                 greedy, (self.rollout_encoder, self.target_rollout_encoder),
-                first_action_from_data=cfg.first_action_from_data, code_dim=cfg.code_dim,
+                first_action_from_data=cfg.first_action_from_data,
             )  # fmt: skip
 
         # --- 4. double-Q TD target: target agent (fixed-target encoder), target mixer
         state = batch.state if cfg.use_global_state else batch.state[..., :0]
         with torch.no_grad():
             target_fixed = None if self.encoders is None else self.encoders.fixed_target
-            target_q = torch.zeros_like(q_taken)  # [T, B, N]
             with low_precision(self.device):  # bf16 for the target agent only, not the mixer
-                target_hidden = self.target_agent.unroll(x)[1:][real]  # rows t+1 of real steps
+                # rows t+1 of the real steps t
+                target_hidden = real.take(self.target_agent.unroll(x), shift=1)
+                next_x = real.take(x, shift=1)
                 if cfg.double_q:
-                    next_x, next_greedy = x[1:][real], greedy[1:][real]
+                    next_greedy = real.take(greedy, shift=1)
                     q_next = q_of_action(
                         self.target_agent, next_x, target_hidden, next_greedy, target_fixed
                     )
-                    target_q[real] = q_next.to(target_q.dtype)
                 else:
-                    q_next = self.target_agent.q_values(x[1:][real], target_hidden, target_fixed)
-                    next_avail = batch.avail_actions[1:][real]
-                    best = q_next.masked_fill(~next_avail, float("-inf")).amax(dim=-1)
-                    target_q[real] = best.to(target_q.dtype)
+                    q_all = self.target_agent.q_values(next_x, target_hidden, target_fixed)
+                    next_avail = real.take(batch.avail_actions, shift=1)
+                    q_next = q_all.masked_fill(~next_avail, float("-inf")).amax(dim=-1)
+            target_q = real.put(q_next.to(q_taken.dtype))  # [T, B, N]
             next_extra = None if target_code is None else target_code[1:]
             next_q_tot = self.target_mixer(target_q, state[1:], next_extra)
             targets = td_targets(reward, terminated, next_q_tot, cfg.gamma)
@@ -284,7 +285,7 @@ class MMSALearner:
         # --- 5. agent SALE loss (TD7: ||g(f(x_t), a_t) - sg(f(x_{t+1}))||^2 on real steps)
         if self.encoders is not None:
             terms["sale_agent"] = encoder_loss(
-                self.encoders.online, x[:-1][real], last_action[1:][real], x[1:][real]
+                self.encoders.online, real.take(x), real.take(last_action, 1), real.take(x, 1)
             )
 
         # --- the one loss: L_TD + b_kl L_KL + b_rec L_rec + b_sale L_SALE
@@ -305,42 +306,24 @@ class MMSALearner:
         else:
             self.nonfinite_updates += 1
 
-        with torch.no_grad():
-            n_real = mask.sum().clamp(min=1.0)
-            scalars = {
-                "loss": loss,
-                "td_loss": td_loss,
-                **groups,
-                **{f"loss_{k}": v for k, v in terms.items()},
-            }
-            metrics.update({k: float(v) for k, v in scalars.items()})
-            metrics.update(
-                td_error_abs=float((td_error.abs() * mask).sum() / n_real),
-                q_taken_mean=float((q_tot * mask).sum() / n_real),
-                target_mean=float((targets * mask).sum() / n_real),
-                skipped=0.0 if applied else 1.0,
-                **{f"grad_norm_{k}": v for k, v in norms.items()},
-            )
-            if code is not None:
-                metrics["rollout_code_abs"] = float(code.abs().mean())
+        values: dict[str, Tensor | float] = {
+            "loss": loss,
+            "td_loss": td_loss,
+            **groups,
+            **{f"loss_{k}": v for k, v in terms.items()},
+            **td_metrics(td_error, q_tot, targets, mask),
+            "skipped": 0.0 if applied else 1.0,
+            **{f"grad_norm_{k}": v for k, v in norms.items()},
+        }
+        if code is not None:
+            values["rollout_code_abs"] = code.detach().abs().mean()
+        metrics.update(scalars(values))  # one device sync for all of them
         return metrics
 
     def _step(self, loss: Tensor) -> tuple[bool, dict[str, float]]:
         """One backward pass, a gradient-norm clip per parameter group, one optimiser step —
         skipped (gradients cleared) when the loss or a gradient norm is NaN/inf."""
-        self.optimizer.zero_grad(set_to_none=True)
-        if not bool(torch.isfinite(loss.detach())):
-            return False, {}
-        loss.backward()
-        norms = {
-            name: float(torch.nn.utils.clip_grad_norm_(params, clip))
-            for name, (params, clip) in self._groups.items()
-        }
-        if not all(math.isfinite(v) for v in norms.values()):
-            self.optimizer.zero_grad(set_to_none=True)
-            return False, norms
-        self.optimizer.step()
-        return True, norms
+        return grouped_step(loss, self.optimizer, self._groups)
 
     def update_targets(self) -> None:
         """Hard copy online -> target (QMIX) and TD7's encoder chain online -> fixed -> target."""

@@ -26,6 +26,7 @@ from mmsa_worldmodel import ModelState, WorldModel, kl_per_step, open_loop_error
 
 from .rollout import RolloutEncoder, imagined_features
 from .sale_agent import SALEAgent
+from .td import Rows
 
 __all__ = [
     "KL_TERMS",
@@ -59,7 +60,7 @@ def world_model_terms(
 def rollout_code_pair(
     wm: WorldModel,
     posterior: ModelState,
-    rows: Tensor,
+    rows: Rows,
     agent: SALEAgent,
     encoder: Encoder | None,
     hidden: Tensor,
@@ -68,10 +69,10 @@ def rollout_code_pair(
     encoders: tuple[RolloutEncoder, RolloutEncoder],
     *,
     first_action_from_data: bool,
-    code_dim: int,
 ) -> tuple[Tensor, Tensor]:
     """Rollout codes ``c [T+1, B, C]`` (online, with gradient) and ``c^- [T+1, B, C]`` (target, no
-    gradient) on every row holding a real observation (``rows [T+1, B]``), zeros elsewhere,
+    gradient) on every row holding a real observation (``rows`` of a ``[T+1, B]`` mask), zeros
+    elsewhere,
     imagined from the posterior ``[T+1, B, ...]`` of `world_model_terms`.
 
     hidden ``[T+1, B, N, H]`` is the agents' GRU state after reading ``x_t``, last_action
@@ -83,20 +84,18 @@ def rollout_code_pair(
     shortcut = first_action_from_data
     features = imagined_features(
         wm,
-        type(posterior)(*(leaf[rows] for leaf in posterior)),
+        type(posterior)(*(rows.take(leaf) for leaf in posterior)),
         agent,
         encoder,
-        hidden_before[rows].detach(),
-        last_action[rows],
+        rows.take(hidden_before).detach(),
+        rows.take(last_action),
         wm.config.horizon,
-        first_actions=greedy[rows] if shortcut else None,
-        first_hidden=hidden[rows].detach() if shortcut else None,
+        first_actions=rows.take(greedy) if shortcut else None,
+        first_hidden=rows.take(hidden).detach() if shortcut else None,
     )  # [H+1, M, D]
-    code = hidden.new_zeros(*rows.shape, code_dim)  # [T+1, B, C]
-    code[rows] = online(features)
+    code = rows.put(online(features))  # [T+1, B, C]
     with torch.no_grad():
-        target_code = torch.zeros_like(code)
-        target_code[rows] = target(features)
+        target_code = rows.put(target(features))
     return code, target_code
 
 

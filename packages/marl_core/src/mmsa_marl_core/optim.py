@@ -1,16 +1,20 @@
 """Optimisation helpers shared by learners: optimiser factory, a guarded step that skips
-non-finite losses/gradients, and a running mean/std for reward standardisation (EPyMARL)."""
+non-finite losses/gradients, a running mean/std for reward standardisation (EPyMARL), and
+`scalars`, which reads many 0-dim tensors with one device sync.
+
+On a GPU every `float(tensor)` waits for the queued kernels; an update that logs twenty numbers
+one by one stalls twenty times. The helpers here read what they need in one transfer."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["make_optimizer", "guarded_step", "RunningMeanStd"]
+__all__ = ["make_optimizer", "guarded_step", "grouped_step", "scalars", "RunningMeanStd"]
 
 _OPTIMIZERS = ("adam", "rmsprop")
 
@@ -32,6 +36,45 @@ def make_optimizer(
     raise ValueError(f"optimizer={name!r} is not allowed; use one of {_OPTIMIZERS}")
 
 
+def scalars(values: Mapping[str, Tensor | float]) -> dict[str, float]:
+    """`{name: float(value)}` with one device sync for all the tensors (0-dim, one device)."""
+    tensors = {k: v for k, v in values.items() if isinstance(v, Tensor)}
+    read = dict(zip(tensors, _floats(list(tensors.values())), strict=True))
+    return {k: read[k] if k in read else float(v) for k, v in values.items()}
+
+
+def _floats(tensors: list[Tensor]) -> list[float]:
+    if not tensors:
+        return []
+    # float64 holds every float32/bf16 value exactly: the same numbers as float(t) one by one.
+    return torch.stack([t.detach().reshape(()).double() for t in tensors]).tolist()
+
+
+def grouped_step(
+    loss: Tensor,
+    optimizer: torch.optim.Optimizer,
+    groups: Mapping[str, tuple[list[nn.Parameter], float]],
+) -> tuple[bool, dict[str, float]]:
+    """One backward pass, a gradient-norm clip per named group ``(params, max_norm)``, one
+    optimiser step. A NaN/inf loss or norm skips the step and clears the gradients.
+
+    The loss and the norms are read in one device sync, after the backward pass (a non-finite
+    loss gives non-finite gradients, so its norms say so too).
+
+    Returns ``(applied, {group: norm before clipping})``.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norms = [torch.nn.utils.clip_grad_norm_(params, clip) for params, clip in groups.values()]
+    values = _floats([loss, *norms])
+    named = dict(zip(groups, values[1:], strict=True))
+    if not all(math.isfinite(v) for v in values):
+        optimizer.zero_grad(set_to_none=True)
+        return False, named
+    optimizer.step()
+    return True, named
+
+
 def guarded_step(
     loss: Tensor,
     optimizer: torch.optim.Optimizer,
@@ -39,20 +82,13 @@ def guarded_step(
     max_grad_norm: float,
 ) -> tuple[bool, float]:
     """Backward, clip the global gradient norm to `max_grad_norm`, step — unless the loss or the
-    gradient norm is NaN/inf, in which case the step is skipped and gradients cleared.
+    gradient norm is NaN/inf, in which case the step is skipped and gradients cleared
+    (`grouped_step` with one group).
 
     Returns `(applied, grad_norm)`; the caller counts skipped steps.
     """
-    optimizer.zero_grad(set_to_none=True)
-    if not bool(torch.isfinite(loss.detach())):
-        return False, float("nan")
-    loss.backward()
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
-    if not math.isfinite(grad_norm):
-        optimizer.zero_grad(set_to_none=True)
-        return False, grad_norm
-    optimizer.step()
-    return True, grad_norm
+    applied, norms = grouped_step(loss, optimizer, {"all": (params, max_grad_norm)})
+    return applied, norms["all"]
 
 
 class RunningMeanStd:
@@ -68,7 +104,8 @@ class RunningMeanStd:
         if values.numel() == 0:
             return
         v = values.detach().double()
-        b_mean, b_var, b_count = float(v.mean()), float(v.var(unbiased=False)), float(v.numel())
+        b_mean, b_var = torch.stack([v.mean(), v.var(unbiased=False)]).tolist()  # one sync
+        b_count = float(v.numel())
         delta = b_mean - self.mean
         total = self.count + b_count
         self.mean += delta * b_count / total

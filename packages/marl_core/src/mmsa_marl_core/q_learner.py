@@ -25,9 +25,9 @@ from .agent import LinearSchedule, RNNAgent, epsilon_greedy, greedy, onehot_last
 from .batch import Batch
 from .learner import register_algo
 from .mixers import QMIX, VDN, Mixer
-from .optim import RunningMeanStd, guarded_step, make_optimizer
+from .optim import RunningMeanStd, guarded_step, make_optimizer, scalars
 from .precision import low_precision
-from .td import gather_actions, masked_argmax, masked_mean, td_targets
+from .td import gather_actions, masked_argmax, masked_mean, td_metrics, td_targets
 
 __all__ = ["QLearnerConfig", "QLearner"]
 
@@ -237,16 +237,14 @@ class QLearner:
         else:
             self.nonfinite_updates += 1
 
-        with torch.no_grad():
-            n_real = mask.sum().clamp(min=1.0)
-            return {
-                "loss": float(loss),
-                "td_error_abs": float((td_error.abs() * mask).sum() / n_real),
-                "q_taken_mean": float((q_tot * mask).sum() / n_real),
-                "target_mean": float((targets * mask).sum() / n_real),
+        return scalars(  # one device sync for all of them
+            {
+                "loss": loss,
+                **td_metrics(td_error, q_tot, targets, mask),
                 "grad_norm": grad_norm,
                 "skipped": 0.0 if applied else 1.0,
             }
+        )
 
     def update_targets(self) -> None:
         """Hard copy online -> target (QMIX/DQN)."""

@@ -143,13 +143,14 @@ def prepare_batch(
         if not _field(batch, name).is_floating_point():
             raise ValueError(f"EpisodeBatch.{name} must be float, got {_field(batch, name).dtype}")
     real = batch.mask > 0
-    if discrete:
+    # One device sync for the range check (boolean indexing and min/max would wait three times);
+    # the message's exact range is computed only when it fails.
+    if discrete and bool((real.unsqueeze(-1) & ((action < 0) | (action >= a))).any()):
         taken = action[real]
-        if taken.numel() and (int(taken.min()) < 0 or int(taken.max()) >= a):
-            raise ValueError(
-                f"EpisodeBatch.action holds values in [{int(taken.min())}, {int(taken.max())}] "
-                f"at real steps; discrete actions must lie in [0, A={a})"
-            )
+        raise ValueError(
+            f"EpisodeBatch.action holds values in [{int(taken.min())}, {int(taken.max())}] "
+            f"at real steps; discrete actions must lie in [0, A={a})"
+        )
     real_state = torch.cat([real[:1], real], dim=0)
     dtype = obs.dtype
 

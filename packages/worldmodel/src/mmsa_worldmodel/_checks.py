@@ -55,7 +55,8 @@ def check_action(
                 f"{where} has shape {list(action.shape)} and dtype {action.dtype}; expected "
                 f"int64 [B'={size}, N={n_agents}]"
             )
-        if action.numel() and (int(action.min()) < 0 or int(action.max()) >= n_actions):
+        # One device sync per step (min and max would wait twice).
+        if bool(((action < 0) | (action >= n_actions)).any()):
             raise ValueError(f"{where} holds actions outside [0, A={n_actions})")
     elif tuple(action.shape) != (size, n_agents, n_actions) or not action.is_floating_point():
         raise ValueError(
