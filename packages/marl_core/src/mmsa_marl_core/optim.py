@@ -47,7 +47,10 @@ def _floats(tensors: list[Tensor]) -> list[float]:
     if not tensors:
         return []
     # float64 holds every float32/bf16 value exactly: the same numbers as float(t) one by one.
-    return torch.stack([t.detach().reshape(()).double() for t in tensors]).tolist()
+    # All on the first tensor's device (clip_grad_norm_ returns a CPU zero for a group without
+    # gradients, next to CUDA norms).
+    device = tensors[0].device
+    return torch.stack([t.detach().reshape(()).to(device, torch.float64) for t in tensors]).tolist()
 
 
 def grouped_step(
