@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import warnings
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mmsa_marl_core import config_from_dict, read_metrics, train
 from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint
+from mmsa_marl_core.rollout import imagined_features
+from mmsa_worldmodel import ModelState
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -96,3 +100,42 @@ def test_resume_on_cuda_matches_the_uninterrupted_cuda_run(tmp_path, killed_run)
     print(f"bitwise-equal tensors after resume on CUDA: {exact}/{len(pairs)}")
     for x, y in pairs:
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_imagination_graph_replays_the_eager_imagination_with_the_current_weights(
+    learner_and_batch,
+):
+    """The captured imagination gives what an eager one gives from the same random state, after
+    updates moved the weights (in place), and on a batch size it had not seen."""
+    learner, batch = learner_and_batch("mmsa", CUDA)
+    graphs = learner.imagination
+    learner.update(batch)
+    assert graphs.failed is None and graphs.captured == 1
+    wm, agent, fixed = learner.world_model, learner.agent, learner.encoders.fixed
+    m, n, a = 300, learner.spec.n_agents, learner.spec.n_actions
+    g = torch.Generator(device=CUDA).manual_seed(0)
+    start = ModelState(
+        torch.randn(m, wm.deter_dim, device=CUDA, generator=g),
+        torch.randn(m, wm.stoch_dim, device=CUDA, generator=g),
+    )
+    hidden = torch.randn(m, n, agent.hidden_dim, device=CUDA, generator=g)
+    last = F.one_hot(torch.randint(0, a, (m, n), device=CUDA, generator=g), a).float()
+    size = graphs.bucket * math.ceil(m / graphs.bucket)
+
+    def pad(t):
+        return torch.cat([t, t.new_zeros(size - m, *t.shape[1:])])
+
+    for _ in range(2):
+        state = torch.cuda.get_rng_state()
+        graphed = graphs(start, hidden, last)
+        torch.cuda.set_rng_state(state)
+        eager = imagined_features(
+            wm, ModelState(pad(start.deter), pad(start.stoch)), agent, fixed, pad(hidden),
+            pad(last), wm.config.horizon, check_actions=False,
+        )[:, :m]  # fmt: skip
+        assert graphed.shape == (wm.config.horizon + 1, m, wm.feature_dim)
+        torch.testing.assert_close(graphed, eager)
+        learner.update(batch)  # an optimiser step: the next replay must read the new weights
+    assert graphs.captured == 2 and graphs.failed is None
+    twin = copy.deepcopy(learner)  # a copy holds no graph of the original's memory
+    assert twin.imagination.captured == 0 and twin.imagination.agent is twin.agent

@@ -17,6 +17,7 @@ import torch
 
 from mmsa_marl_core import Batch, EpisodeBuffer
 from mmsa_marl_core.agent import onehot_last_actions
+from mmsa_marl_core.imagination_graph import ImaginationGraphs
 from mmsa_marl_core.mmsa_config import ABLATIONS
 from mmsa_marl_core.mmsa_world import (
     KL_TERMS,
@@ -196,8 +197,9 @@ class Parts:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         torch.manual_seed(seed)  # imagination samples its latents
         return rollout_code_pair(
-            self.wm, self.posterior, Rows(self.rows), self.agent, self.encoder, self.hidden,
-            self.last_action, self.greedy if greedy is None else greedy,
+            self.posterior, Rows(self.rows),
+            ImaginationGraphs(self.wm, self.agent, self.encoder, self.wm.config.horizon),
+            self.hidden, self.last_action, self.greedy if greedy is None else greedy,
             (self.online, self.target if target is None else target),
             first_action_from_data=shortcut,
         )  # fmt: skip

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from mmsa_marl_core import EpisodeBuffer, onehot_last_actions
+from mmsa_marl_core.imagination_graph import ImaginationGraphs
 from mmsa_marl_core.rollout import (
     GreedyImaginationPolicy,
     RolloutEncoder,
@@ -72,9 +73,9 @@ def test_imagined_features_from_every_real_step(parts) -> None:
     calls = []
     original = model.imagine_features
 
-    def spy(start, policy, horizon):
+    def spy(start, policy, horizon, **kwargs):
         calls.append((start.deter.shape, horizon))
-        return original(start, policy, horizon)
+        return original(start, policy, horizon, **kwargs)
 
     model.imagine_features = spy  # type: ignore[method-assign]
     enc = RolloutEncoder(model.feature_dim, C)
@@ -104,12 +105,12 @@ def test_first_action_shortcut_replaces_only_the_first_agent_pass(parts) -> None
     seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     original = model.imagine_features
 
-    def spy(start_, policy, horizon):
+    def spy(start_, policy, horizon, **kwargs):
         def recording(obs, avail):
             seen.append((obs, avail, policy(obs, avail)))
             return seen[-1][2]
 
-        out = original(start_, recording, horizon)
+        out = original(start_, recording, horizon, **kwargs)
         assert policy.calls == horizon
         return out
 
@@ -170,3 +171,29 @@ def test_rollout_codes_train_only_the_rollout_gru(parts) -> None:
     assert all(p.grad is None for p in encoder.parameters())
     with pytest.raises(ValueError, match="horizon=0"):
         rollout_codes(model, posterior, agent, encoder, before, last, 0, enc)
+
+
+def test_imagination_graphs_run_the_eager_imagination_on_the_cpu(parts) -> None:
+    batch, model, agent, encoder, last, before = parts
+    posterior, _ = model.observe(batch)
+    start = type(posterior)(*(leaf.flatten(0, 1) for leaf in posterior))
+    hidden, last_action = before.flatten(0, 1), last.flatten(0, 1)
+    graphs = ImaginationGraphs(model, agent, encoder, H, bucket=4)
+    torch.manual_seed(5)
+    eager = imagined_features(model, start, agent, encoder, hidden, last_action, H)
+    torch.manual_seed(5)
+    out = graphs(start, hidden, last_action)
+    assert torch.equal(out, eager)
+    assert graphs.captured == 0 and graphs.failed is None  # no graph without CUDA
+    first = torch.zeros(hidden.shape[:2], dtype=torch.int64)
+    torch.manual_seed(6)
+    eager = imagined_features(
+        model, start, agent, encoder, hidden, last_action, H, first_actions=first,
+        first_hidden=hidden,
+    )  # fmt: skip
+    torch.manual_seed(6)
+    assert torch.equal(
+        graphs(start, hidden, last_action, first_actions=first, first_hidden=hidden), eager
+    )
+    with pytest.raises(ValueError, match="bucket=0"):
+        ImaginationGraphs(model, agent, encoder, H, bucket=0)

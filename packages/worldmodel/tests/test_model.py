@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from types import SimpleNamespace
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from mmsa_sale import Encoder, Phi
-from mmsa_worldmodel import Imagination, ModelState, WorldModel
+from mmsa_worldmodel import Imagination, ModelState, WorldModel, pack_rnn
 from mmsa_worldmodel._gaussian import kl_gaussian
 
 KINDS = ["discrete", "continuous"]
@@ -347,3 +348,21 @@ def test_runs_on_cuda(wm: SimpleNamespace, generator: torch.Generator) -> None:
     start = ModelState(posterior.deter.flatten(0, 1), posterior.stoch.flatten(0, 1))
     out = model.imagine(start, _uniform_policy([]), 3)
     assert out.features.device.type == "cuda"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_pack_rnn_packs_a_copy_once_and_then_leaves_the_weights_where_they_are() -> None:
+    twin = copy.deepcopy(torch.nn.GRU(4, 6).cuda())  # a copy: one storage per weight
+
+    def storages() -> int:
+        return len({w.untyped_storage().data_ptr() for w in twin.parameters()})
+
+    assert storages() == 4
+    pack_rnn(twin)
+    assert storages() == 1  # the one buffer cuDNN reads
+    where = [w.data_ptr() for w in twin.parameters()]
+    pack_rnn(twin)
+    pack_rnn(twin)
+    assert [w.data_ptr() for w in twin.parameters()] == where  # not moved again
+    out, _ = twin(torch.randn(3, 2, 4, device="cuda"))
+    assert out.shape == (3, 2, 6)

@@ -23,6 +23,7 @@ def test_all_is_pinned() -> None:
         "kl_balanced",
         "kl_per_step",
         "open_loop_error",
+        "pack_rnn",
         "posterior_collapse",
     ]
     for name in mmsa_worldmodel.__all__:

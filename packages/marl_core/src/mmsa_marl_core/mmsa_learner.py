@@ -37,6 +37,7 @@ from mmsa_worldmodel import WorldModel
 
 from .agent import epsilon_greedy, greedy, onehot_last_actions
 from .batch import Batch
+from .imagination_graph import ImaginationGraphs
 from .learner import Learner, register_algo
 from .mixers import QMIX
 from .mmsa_config import MMSAConfig
@@ -153,6 +154,16 @@ class MMSALearner:
                 cfg.world_model_grad_clip,
             )
         self._groups = {name: (params, clip) for name, (params, _, clip) in groups.items()}
+        # The imagination (step 3), replayed from CUDA graphs on a GPU (imagination_graph).
+        self.imagination: ImaginationGraphs | None = None
+        if self.world_model is not None:
+            self.imagination = ImaginationGraphs(
+                self.world_model,
+                self.agent,
+                self._fixed,
+                self.world_model.config.horizon,
+                enabled=cfg.cuda_graphs,
+            )
         self.optimizer = cfg.build_optimizer(
             [{"params": params, "lr": lr} for params, lr, _ in groups.values()]
         )
@@ -248,12 +259,12 @@ class MMSALearner:
         terms: dict[str, Tensor] = {}
         code = target_code = None
         if self.world_model is not None and self.rollout_encoder is not None:
-            assert self.target_rollout_encoder is not None
+            assert self.target_rollout_encoder is not None and self.imagination is not None
             terms, wm_metrics, posterior = world_model_terms(self.world_model, batch, real_mask)
             metrics.update(wm_metrics)
             code, target_code = rollout_code_pair(
-                self.world_model, posterior, rows, self.agent, self._fixed, hidden, last_action,
-                greedy, (self.rollout_encoder, self.target_rollout_encoder),
+                posterior, rows, self.imagination, hidden, last_action, greedy,
+                (self.rollout_encoder, self.target_rollout_encoder),
                 first_action_from_data=cfg.first_action_from_data,
             )  # fmt: skip
 

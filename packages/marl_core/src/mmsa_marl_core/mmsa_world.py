@@ -21,11 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmsa_sale import Encoder
 from mmsa_worldmodel import ModelState, WorldModel, kl_per_step, open_loop_error, posterior_collapse
 
-from .rollout import RolloutEncoder, imagined_features
-from .sale_agent import SALEAgent
+from .imagination_graph import ImaginationGraphs
+from .rollout import RolloutEncoder
 from .td import Rows
 
 __all__ = [
@@ -58,11 +57,9 @@ def world_model_terms(
 
 
 def rollout_code_pair(
-    wm: WorldModel,
     posterior: ModelState,
     rows: Rows,
-    agent: SALEAgent,
-    encoder: Encoder | None,
+    imagine: ImaginationGraphs,
     hidden: Tensor,
     last_action: Tensor,
     greedy: Tensor,
@@ -72,8 +69,8 @@ def rollout_code_pair(
 ) -> tuple[Tensor, Tensor]:
     """Rollout codes ``c [T+1, B, C]`` (online, with gradient) and ``c^- [T+1, B, C]`` (target, no
     gradient) on every row holding a real observation (``rows`` of a ``[T+1, B]`` mask), zeros
-    elsewhere,
-    imagined from the posterior ``[T+1, B, ...]`` of `world_model_terms`.
+    elsewhere, imagined by ``imagine`` (the learner's `ImaginationGraphs`) from the posterior
+    ``[T+1, B, ...]`` of `world_model_terms`.
 
     hidden ``[T+1, B, N, H]`` is the agents' GRU state after reading ``x_t``, last_action
     ``[T+1, B, N, A]`` one-hot, greedy ``[T+1, B, N]`` the agents' greedy actions on real data
@@ -82,14 +79,10 @@ def rollout_code_pair(
     online, target = encoders
     hidden_before = torch.cat([torch.zeros_like(hidden[:1]), hidden[:-1]])
     shortcut = first_action_from_data
-    features = imagined_features(
-        wm,
+    features = imagine(
         type(posterior)(*(rows.take(leaf) for leaf in posterior)),
-        agent,
-        encoder,
         rows.take(hidden_before).detach(),
         rows.take(last_action),
-        wm.config.horizon,
         first_actions=rows.take(greedy) if shortcut else None,
         first_hidden=rows.take(hidden).detach() if shortcut else None,
     )  # [H+1, M, D]

@@ -21,7 +21,7 @@ from contextvars import ContextVar
 
 import torch
 
-__all__ = ["PRECISIONS", "update_precision", "low_precision"]
+__all__ = ["PRECISIONS", "update_precision", "low_precision", "low_precision_dtype"]
 
 PRECISIONS = ("fp32", "bf16")
 """Allowed values of `TrainConfig.precision`."""
@@ -45,6 +45,11 @@ def update_precision(precision: str, device: torch.device) -> Iterator[None]:
         yield
     finally:
         _LOW.reset(token)
+
+
+def low_precision_dtype() -> torch.dtype | None:
+    """The dtype `low_precision` regions autocast to here (bfloat16), or None (float32)."""
+    return _LOW.get()
 
 
 def low_precision(device: torch.device) -> contextlib.AbstractContextManager:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmsa_sale import Encoder
+from mmsa_worldmodel import pack_rnn
 
 from .precision import low_precision
 from .sale_agent import SALEAgent, agent_inputs, masked_greedy
@@ -57,9 +58,8 @@ class RolloutEncoder(nn.Module):
             )
         lead = features.shape[1:-1]
         # The target copy (copy.deepcopy) holds its CUDA GRU weights in separate chunks, which
-        # cuDNN would compact (and warn about) at every call; this re-packs them once and is a
-        # no-op on CPU and when they are packed already.
-        self.gru.flatten_parameters()
+        # cuDNN would compact (and warn about) at every call; this re-packs them once.
+        pack_rnn(self.gru)
         _, last = self.gru(features.reshape(features.shape[0], -1, self.feature_dim))
         return last[0].reshape(*lead, self.code_dim)
 
@@ -120,6 +120,7 @@ def imagined_features(
     *,
     first_actions: Tensor | None = None,
     first_hidden: Tensor | None = None,
+    check_actions: bool = True,
 ) -> Tensor:
     """Imagine ``H`` steps from ``B'`` start states at once, without gradient.
 
@@ -133,6 +134,8 @@ def imagined_features(
         horizon: ``H`` imagined steps.
         first_actions, first_hidden: optional step-0 shortcut (module docstring), ``[B', N]``
             greedy actions on the real ``o_t`` and ``[B', N, H]`` hidden state after ``x_t``.
+        check_actions: False skips the range check of the greedy actions (argmax indices, in
+            range by construction), the one read-back of the rollout (``imagination_graph``).
 
     Returns: imagined features ``[H+1, B', D]`` (row 0 is the start state itself).
     """
@@ -155,7 +158,9 @@ def imagined_features(
             first_actions=first_actions,
             first_hidden=first_hidden,
         )
-        features: Tensor = world_model.imagine_features(start, policy, horizon)
+        features: Tensor = world_model.imagine_features(
+            start, policy, horizon, check_actions=check_actions
+        )
     return features.float()
 
 

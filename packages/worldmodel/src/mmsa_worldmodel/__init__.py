@@ -22,6 +22,7 @@ from ._config import WorldModelConfig
 from ._diagnostics import kl_per_step, open_loop_error, posterior_collapse
 from ._gaussian import kl_balanced
 from ._model import WorldModel
+from ._networks import pack_rnn
 from ._types import Imagination, ModelState, Policy
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "kl_balanced",
     "kl_per_step",
     "open_loop_error",
+    "pack_rnn",
     "posterior_collapse",
 ]
 __version__ = "0.1.0"

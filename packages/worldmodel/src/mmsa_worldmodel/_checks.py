@@ -42,10 +42,16 @@ def check_state(
 
 
 def check_action(
-    action: Tensor, size: int, step: int, n_agents: int, n_actions: int, discrete: bool
+    action: Tensor,
+    size: int,
+    step: int,
+    n_agents: int,
+    n_actions: int,
+    discrete: bool,
+    check_values: bool = True,
 ) -> None:
     """A policy output at imagination step `step`: int64 `[B', N]` within `[0, A)` (discrete) or
-    floating `[B', N, A]` (continuous)."""
+    floating `[B', N, A]` (continuous); `check_values=False` checks shape and dtype only."""
     where = f"WorldModel.imagine: policy output at step {step}"
     if not isinstance(action, Tensor):
         raise TypeError(f"{where} must be a torch.Tensor, got {type(action).__name__}")
@@ -56,7 +62,7 @@ def check_action(
                 f"int64 [B'={size}, N={n_agents}]"
             )
         # One device sync per step (min and max would wait twice).
-        if bool(((action < 0) | (action >= n_actions)).any()):
+        if check_values and bool(((action < 0) | (action >= n_actions)).any()):
             raise ValueError(f"{where} holds actions outside [0, A={n_actions})")
     elif tuple(action.shape) != (size, n_agents, n_actions) or not action.is_floating_point():
         raise ValueError(

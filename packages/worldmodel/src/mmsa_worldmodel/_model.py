@@ -25,7 +25,7 @@ from ._checks import check_action, check_state
 from ._config import WorldModelConfig
 from ._embedding import JointEmbedding
 from ._gaussian import kl_balanced, kl_gaussian, kl_standard_normal
-from ._networks import MLP, VAE1, Decoders, GaussianMLP
+from ._networks import MLP, VAE1, Decoders, GaussianMLP, pack_rnn
 from ._types import Imagination, ModelState, Observation, Policy
 
 __all__ = ["WorldModel"]
@@ -176,7 +176,7 @@ class WorldModel(nn.Module):
         u_rec = self.vae1.decode(x)
         # VAE-2: h_{t+1} = GRU(h_t, [x_t, u'_t]); the input does not depend on y, so one call.
         h0 = self.initial((b,)).deter
-        self.gru.flatten_parameters()  # see _rollout_states
+        pack_rnn(self.gru)  # see _rollout_states
         deter_seq, _ = self.gru(torch.cat([x, u_rec], dim=-1), h0.unsqueeze(0))
         deter = torch.cat([h0.unsqueeze(0), deter_seq], dim=0)  # [T+1, B, Dh]
         prior_dist = self.prior_net(deter)
@@ -219,17 +219,23 @@ class WorldModel(nn.Module):
         """
         return self._rollout(start, horizon, self._checked(policy, start, horizon), sample=True)
 
-    def imagine_features(self, start: ModelState, policy: Policy, horizon: int) -> Tensor:
+    def imagine_features(
+        self, start: ModelState, policy: Policy, horizon: int, *, check_actions: bool = True
+    ) -> Tensor:
         """`imagine(start, policy, horizon).features` (`[H+1, B', D]`) without the outputs the
         rollout code does not read: no reward or continue heads, no decoding of the last state.
-        Same random draws as `imagine`, so under the same seed the features are equal."""
-        states, _, _, _ = self._rollout_states(
-            start, horizon, self._checked(policy, start, horizon), sample=True
-        )
+        Same random draws as `imagine`, so under the same seed the features are equal.
+
+        `check_actions=False` skips the range check of each policy output, the one step that
+        reads a value back from the device: for a policy whose actions are in range by
+        construction (an argmax), so that the whole rollout can run inside a CUDA graph. The
+        shapes and dtypes are still checked."""
+        choose = self._checked(policy, start, horizon, check_values=check_actions)
+        states, _, _, _ = self._rollout_states(start, horizon, choose, sample=True)
         return torch.cat(states, dim=-1)
 
     def _checked(
-        self, policy: Policy, start: ModelState, horizon: int
+        self, policy: Policy, start: ModelState, horizon: int, *, check_values: bool = True
     ) -> Callable[[int, Tensor, Tensor], Tensor]:
         """Validate `imagine`'s arguments; wrap `policy` so that each output is checked."""
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
@@ -241,7 +247,9 @@ class WorldModel(nn.Module):
 
         def choose(step: int, obs_hat: Tensor, avail_hat: Tensor) -> Tensor:
             action = policy(obs_hat, avail_hat)
-            check_action(action, size, step, self.n_agents, self.n_actions, self.discrete)
+            check_action(
+                action, size, step, self.n_agents, self.n_actions, self.discrete, check_values
+            )
             return action
 
         return choose
@@ -280,9 +288,8 @@ class WorldModel(nn.Module):
         last three as lists of the H steps the policy acted on."""
         deter, stoch = start
         # A copy of the model (copy.deepcopy) holds its CUDA GRU weights in separate chunks,
-        # which cuDNN would compact (and warn about) at every call; this re-packs them once and
-        # is a no-op on CPU and when they are packed already.
-        self.gru.flatten_parameters()
+        # which cuDNN would compact (and warn about) at every call; this re-packs them once.
+        pack_rnn(self.gru)
         deters, stochs, actions, obs, avail = [deter], [stoch], [], [], []
         for step in range(horizon):
             features = torch.cat([deter, stoch], dim=-1)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ._gaussian import Gaussian, GaussianHead
 
-__all__ = ["MLP", "GaussianMLP", "VAE1", "Decoders"]
+__all__ = ["MLP", "GaussianMLP", "VAE1", "Decoders", "pack_rnn"]
 
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "elu": F.elu,
@@ -24,6 +24,21 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "silu": F.silu,
     "tanh": F.tanh,
 }
+
+
+def pack_rnn(rnn: nn.RNNBase) -> None:
+    """Put a CUDA RNN's weights into the one buffer cuDNN reads, unless they are there already.
+
+    A copied module (``copy.deepcopy``: target networks, a copied learner) holds them in
+    separate chunks, which cuDNN would compact, and warn about, at every call.
+    ``nn.RNNBase.flatten_parameters`` re-packs them, but into a *new* buffer each time it runs,
+    moving every weight; calling it only when the weights are apart keeps them where they are
+    (a CUDA graph that reads them relies on that). A no-op on the CPU.
+    """
+    weights = list(rnn.parameters())
+    if weights and weights[0].is_cuda:
+        if len({w.untyped_storage().data_ptr() for w in weights}) > 1:
+            rnn.flatten_parameters()
 
 
 class MLP(nn.Module):
