@@ -6,7 +6,8 @@ and MMSA with the same loop settings, one torch thread, and reports:
 - `steps_per_s`: env steps / wall seconds of the whole run (collection, updates, one evaluation);
 - `steady_steps_per_s`: the same rate between the first train line with updates and the last one
   (excludes the warm-up, when the buffer is still filling and no update runs);
-- `update_ms`: the median time of one `learner.update` on a sampled batch of 32 episodes.
+- `update_ms`: the median time of one `learner.update` on a sampled batch of 32 episodes;
+- `device_syncs` (CUDA only): how many times one update waits for the GPU.
 
 Settings: "classic" is PyMARL/EPyMARL's QMIX (one env, one update per episode, batch 32
 episodes, buffer 5000, agent hidden 64, mixer 32/64); "fast" is the loop's defaults (8 envs in
@@ -36,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from importlib.metadata import version
 from pathlib import Path
 
@@ -129,11 +131,26 @@ def update_time(
             profiler.disable()
         times.append(time.perf_counter() - start)
     out: dict[str, object] = {"update_ms": round(1000 * statistics.median(times), 1)}
+    if device.type == "cuda":
+        out["device_syncs"] = _count_syncs(learner, buffer.sample(32, rng, device=device))
     if profiler is not None:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
         out["profile_top"] = text.getvalue().splitlines()[:60]
     return out
+
+
+def _count_syncs(learner: object, batch: object) -> int:
+    """How many times one CUDA update waits for the GPU (a value read back to the host)."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            learner.update(batch)  # type: ignore[attr-defined]
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def _sync(device: torch.device) -> None:
