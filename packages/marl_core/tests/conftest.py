@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,48 @@ def run_killed(config: dict[str, Any], run_dir: Path, kill_at: int, device: str 
 @pytest.fixture
 def killed_run() -> Callable[..., None]:
     return run_killed
+
+
+def small_run_config(algo: str, **overrides: Any) -> dict[str, Any]:
+    """A 210-step run of `algo` on its SMALL_ALGOS env and config, checkpoints at 100 and 200
+    steps (the resume tests kill it at 120); `overrides` replace top-level keys."""
+    env, algo_config = SMALL_ALGOS[algo]
+    return {
+        "env": env,
+        "algo": algo,
+        "steps": 210,
+        "n_envs": 3,
+        "batch_size": 6,
+        "buffer_size": 40,
+        "log_every": 60,
+        "eval_every": 150,
+        "eval_episodes": 3,
+        "checkpoint_every": 100,
+        "keep_checkpoints": 2,
+        "algo_config": dict(algo_config),
+    } | overrides
+
+
+@pytest.fixture
+def small_run() -> Callable[..., dict[str, Any]]:
+    return small_run_config
+
+
+def flatten_state(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """`(dotted key, leaf)` of every leaf of nested dicts and lists (a checkpoint's state)."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from flatten_state(v, f"{prefix}{k}.")
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from flatten_state(v, f"{prefix}{i}.")
+    else:
+        yield prefix, tree
+
+
+@pytest.fixture
+def flat_state() -> Callable[..., Iterator[tuple[str, Any]]]:
+    return flatten_state
 
 
 @pytest.fixture(autouse=True)

@@ -42,29 +42,22 @@ def test_mmsa_update_on_cuda_keeps_gru_weights_packed(algo, learner_and_batch):
     assert params and {p.device.type for p in params} == {"cuda"}
 
 
-_RUN = {
-    "env": "dummy", "algo": "mmsa", "steps": 210, "n_envs": 3, "batch_size": 6,
-    "buffer_size": 40, "log_every": 60, "eval_every": 150, "eval_episodes": 3,
-    "checkpoint_every": 100, "keep_checkpoints": 2,
-    "algo_config": {"agent_hidden": 12, "mixer_embed_dim": 6, "hypernet_hidden": 10,
-                    "zs_dim": 8, "sale_hidden": 16, "phi_dim": 8, "code_dim": 4},
-}  # fmt: skip
-
-
 @pytest.mark.parametrize(("first", "then"), [("cuda", "cpu"), ("cpu", "cuda")])
-def test_run_killed_on_one_device_resumes_on_the_other(first, then, tmp_path, killed_run):
-    run_dir = tmp_path / "run"
-    killed_run(_RUN, run_dir, kill_at=120, device=first)
+def test_run_killed_on_one_device_resumes_on_the_other(
+    first, then, tmp_path, killed_run, small_run, flat_state
+):
+    run, run_dir = small_run("mmsa"), tmp_path / "run"
+    killed_run(run, run_dir, kill_at=120, device=first)
     killed_at = list_checkpoints(run_dir / "checkpoints")[-1]
     assert load_checkpoint(killed_at)["env_steps"] > 0
 
-    result = train(config_from_dict(_RUN), run_dir, device=then, progress=False, resume=True)
-    assert result.env_steps >= _RUN["steps"]
+    result = train(config_from_dict(run), run_dir, device=then, progress=False, resume=True)
+    assert result.env_steps >= run["steps"]
     info = json.loads((run_dir / "run.json").read_text())
     assert (info["status"], info["device"]) == ("finished", then)
     final = list_checkpoints(run_dir / "checkpoints")[-1]
     assert final != killed_at
-    tensors = list(_tensors(load_checkpoint(final)["learner"]))
+    tensors = _tensors(flat_state, load_checkpoint(final)["learner"])
     assert tensors and all(bool(torch.isfinite(t.float()).all()) for t in tensors)
     # Continued from the checkpoint, not started again: one log, its steps always increasing.
     steps = [x["env_steps"] for x in read_metrics(run_dir) if x["kind"] == "train"]
@@ -73,28 +66,23 @@ def test_run_killed_on_one_device_resumes_on_the_other(first, then, tmp_path, ki
     assert evals and all(np.isfinite(x["return_mean"]) for x in evals)
 
 
-def _tensors(tree):
-    if isinstance(tree, dict):
-        for v in tree.values():
-            yield from _tensors(v)
-    elif isinstance(tree, list):
-        for v in tree:
-            yield from _tensors(v)
-    elif isinstance(tree, torch.Tensor):
-        yield tree
+def _tensors(flat_state, tree) -> list[torch.Tensor]:
+    return [v for _, v in flat_state(tree) if isinstance(v, torch.Tensor)]
 
 
-def test_resume_on_cuda_matches_the_uninterrupted_cuda_run(tmp_path, killed_run):
+def test_resume_on_cuda_matches_the_uninterrupted_cuda_run(
+    tmp_path, killed_run, small_run, flat_state
+):
     """A run killed and resumed on CUDA ends with the same weights as one that was not stopped
     (to float32 rounding: CUDA kernels may sum in another order from run to run)."""
-    straight = tmp_path / "straight"
-    train(config_from_dict(_RUN), straight, device=CUDA, progress=False)
+    run, straight = small_run("mmsa"), tmp_path / "straight"
+    train(config_from_dict(run), straight, device=CUDA, progress=False)
     killed = tmp_path / "killed"
-    killed_run(_RUN, killed, kill_at=120, device="cuda")
-    train(config_from_dict(_RUN), killed, device=CUDA, progress=False, resume=True)
+    killed_run(run, killed, kill_at=120, device="cuda")
+    train(config_from_dict(run), killed, device=CUDA, progress=False, resume=True)
     a = load_checkpoint(list_checkpoints(straight / "checkpoints")[-1])["learner"]
     b = load_checkpoint(list_checkpoints(killed / "checkpoints")[-1])["learner"]
-    pairs = list(zip(_tensors(a), _tensors(b), strict=True))
+    pairs = list(zip(_tensors(flat_state, a), _tensors(flat_state, b), strict=True))
     assert pairs
     exact = sum(torch.equal(x, y) for x, y in pairs)
     print(f"bitwise-equal tensors after resume on CUDA: {exact}/{len(pairs)}")

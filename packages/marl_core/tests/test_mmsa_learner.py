@@ -272,25 +272,13 @@ def test_algo_mmsa_on_continuous_actions_is_the_actor_critic_learner():
 
 
 # ---------------------------------------------------------------------- loop: exact resume
-_RUN = {
-    "env": "dummy",
-    "algo": "mmsa",
-    "steps": 210,
-    "n_envs": 3,
-    "batch_size": 6,
-    "buffer_size": 40,
-    "log_every": 60,
-    "eval_every": 150,
-    "eval_episodes": 3,
-    "checkpoint_every": 100,
-    "keep_checkpoints": 2,
-    "algo_config": {
-        **{k: v for k, v in dataclasses.asdict(SMALL).items() if k != "world_model"},
-        "world_model": dataclasses.asdict(SMALL_WM),
-        "target_update_interval": 7,
-        "epsilon_anneal_steps": 200,
-        "diagnostics_every": 5,
-    },
+# The shared 210-step run (conftest.small_run_config) with this module's small world model.
+_ALGO_CONFIG = {
+    **{k: v for k, v in dataclasses.asdict(SMALL).items() if k != "world_model"},
+    "world_model": dataclasses.asdict(SMALL_WM),
+    "target_update_interval": 7,
+    "epsilon_anneal_steps": 200,
+    "diagnostics_every": 5,
 }
 
 
@@ -299,19 +287,9 @@ def _final_learner(run_dir) -> dict:
     return payload["learner"]
 
 
-def _flatten(tree, prefix=""):
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _flatten(v, f"{prefix}{k}.")
-    elif isinstance(tree, list):
-        for i, v in enumerate(tree):
-            yield from _flatten(v, f"{prefix}{i}.")
-    else:
-        yield prefix, tree
-
-
-def test_sigkill_then_resume_is_bitwise_exact(tmp_path, killed_run):
-    config = config_from_dict(_RUN)
+def test_sigkill_then_resume_is_bitwise_exact(tmp_path, killed_run, small_run, flat_state):
+    run = small_run("mmsa", algo_config=_ALGO_CONFIG)
+    config = config_from_dict(run)
     straight = tmp_path / "straight"
     train(config, straight, progress=False)
     lines = read_metrics(straight)
@@ -320,9 +298,9 @@ def test_sigkill_then_resume_is_bitwise_exact(tmp_path, killed_run):
     assert {"td_loss", "kl_loss", "rec_loss", "sale_loss"} <= set(train_lines[-1])
 
     killed = tmp_path / "killed"
-    killed_run(_RUN, killed, kill_at=120)
+    killed_run(run, killed, kill_at=120)
     train(config, killed, progress=False, resume=True)
-    a, b = dict(_flatten(_final_learner(straight))), dict(_flatten(_final_learner(killed)))
+    a, b = dict(flat_state(_final_learner(straight))), dict(flat_state(_final_learner(killed)))
     assert a.keys() == b.keys()
     # Every tensor: agent, fixed encoders, world model, mixer, targets, optimiser moments.
     assert any(k.startswith("online.encoders.fixed_target.") for k in a)
