@@ -194,15 +194,20 @@ class _Inputs:
 
     def padded(self, size: int) -> _Inputs:
         """New buffers of ``size`` rows: these rows first, zeros after (finite, and action 0)."""
-        out = []
-        for t in self.tensors():
-            if t is None:
-                out.append(None)
-                continue
+
+        def pad(t: Tensor) -> Tensor:
             buf = t.new_zeros(size, *t.shape[1:])
             buf[: t.shape[0]].copy_(t)
-            out.append(buf)
-        return _Inputs(*out)
+            return buf
+
+        return _Inputs(
+            pad(self.deter),
+            pad(self.stoch),
+            pad(self.hidden_before),
+            pad(self.last_action),
+            None if self.first_actions is None else pad(self.first_actions),
+            None if self.first_hidden is None else pad(self.first_hidden),
+        )
 
 
 class _Graph:
