@@ -217,6 +217,9 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
                 "python bench/mmsa_lbf.py",
                 f"--steps {args.steps}",
                 f"--ablation-steps {args.ablation_steps}",
+                f"--maps {' '.join(args.maps)}",
+                f"--algos {' '.join(args.algos)}",
+                f"--ablations {' '.join(args.ablations)}",
                 f"--seeds {' '.join(map(str, args.seeds))}",
                 f"--ablation-seeds {' '.join(map(str, args.ablation_seeds))}",
                 f"--n-envs {args.n_envs}",
@@ -224,6 +227,8 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
                 f"--gamma {args.gamma}",
                 f"--epsilon-anneal-steps {args.epsilon_anneal_steps}",
                 f"--workers {args.workers}",
+                f"--runs-dir {args.runs_dir}",
+                f"--out {args.out}",
             ]
         ),
         "train_wall_s_all_runs": round(
