@@ -12,11 +12,17 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from mmsa_envs import make_vector_env
 from mmsa_marl_core import EpisodeBuffer, config_from_dict, get_algo
-from mmsa_marl_core.checkpoint import load_checkpoint, save_checkpoint
+from mmsa_marl_core.checkpoint import (
+    CheckpointMismatchError,
+    check_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from mmsa_marl_core.config import TrainConfig
 from mmsa_marl_core.resume import (
     Progress,
@@ -107,6 +113,22 @@ def test_fingerprint_holds_the_run_setup_but_not_its_budget(dummy_spec):
         other = run_fingerprint(config, dummy_spec)
         assert other[key] != base[key], key
         assert {k for k in base if other[k] != base[k]} == {key}, key
+
+
+def test_execution_settings_do_not_split_a_run(dummy_spec, tmp_path):
+    """`cuda_graphs` chooses how the imagination runs, like the device: a checkpoint continues
+    with it flipped, and one written before the key existed matches."""
+
+    def mmsa(**algo_config):
+        return _config(algo="mmsa", algo_config={**BASE["algo_config"], **algo_config})
+
+    graphs = run_fingerprint(mmsa(cuda_graphs=True), dummy_spec)
+    assert "cuda_graphs" not in graphs["algo_config"]
+    assert run_fingerprint(mmsa(cuda_graphs=False), dummy_spec) == graphs
+    check_fingerprint(graphs, run_fingerprint(mmsa(cuda_graphs=False), dummy_spec), tmp_path)
+    # ... but what the learner computes does split it
+    with pytest.raises(CheckpointMismatchError, match=r"algo_config\.code_dim"):
+        check_fingerprint(graphs, run_fingerprint(mmsa(code_dim=3), dummy_spec), tmp_path)
 
 
 def test_fingerprint_changes_with_the_env_spec(dummy_spec):

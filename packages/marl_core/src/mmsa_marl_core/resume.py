@@ -47,13 +47,20 @@ class Progress:
     metric_count: int = 0
 
 
+EXECUTION_KEYS = frozenset({"cuda_graphs"})
+"""`algo_config` keys that choose how the same computation runs, not what it computes: like the
+device and the precision, they may change between a checkpoint and its resume, and a checkpoint
+written before such a key existed still matches."""
+
+
 def run_fingerprint(config: TrainConfig, spec: EnvSpec) -> dict[str, Any]:
     """What must match for a checkpoint to continue this run (the step budget may grow)."""
+    algo_config = config_to_dict(config.algo_config)
     return {
         "env": config.env,
         "env_kwargs": dict(config.env_kwargs),
         "algo": config.algo,
-        "algo_config": config_to_dict(config.algo_config),
+        "algo_config": {k: v for k, v in algo_config.items() if k not in EXECUTION_KEYS},
         "seed": config.seed,
         "n_envs": config.n_envs,
         "batch_size": config.batch_size,
