@@ -20,7 +20,7 @@ from mmsa_marl_core import (
     register_algo,
     train,
 )
-from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint
+from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 
 BASE = {
     "env": "dummy",
@@ -134,6 +134,24 @@ def test_mismatching_checkpoint_is_refused_by_name(tmp_path):
         train(_config(steps=250, algo="vdn"), tmp_path, progress=False, resume=True)
     after = {p.name: p.read_bytes() for p in list_checkpoints(tmp_path / "checkpoints")}
     assert after == before
+
+
+def test_checkpoint_that_recorded_an_execution_key_still_resumes(tmp_path):
+    """A checkpoint whose stored fingerprint holds `algo_config.cuda_graphs` (written before the
+    key was declared an execution setting) continues; a real difference is still refused."""
+    train(_config(steps=250), tmp_path, progress=False)
+    path = list_checkpoints(tmp_path / "checkpoints")[-1]
+    payload = load_checkpoint(path)
+    payload["fingerprint"]["algo_config"]["cuda_graphs"] = True
+    save_checkpoint(path.parent, payload["env_steps"], payload, keep=2)
+    result = train(_config(steps=450), tmp_path, progress=False, resume=True)
+    assert result.env_steps >= 450
+    payload["fingerprint"]["algo_config"]["agent_hidden"] = 16
+    save_checkpoint(path.parent, result.env_steps + 1, payload, keep=3)
+    with pytest.raises(
+        CheckpointMismatchError, match="algo_config.agent_hidden: checkpoint has 16"
+    ):
+        train(_config(steps=900), tmp_path, progress=False, resume=True)
 
 
 class _PoisonedLearner(QLearner):

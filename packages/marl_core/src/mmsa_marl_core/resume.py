@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,13 @@ from .collect import AnyVectorEnv
 from .config import TrainConfig, config_to_dict
 from .learner import Learner
 
-__all__ = ["Progress", "run_fingerprint", "checkpoint_payload", "restore_payload"]
+__all__ = [
+    "Progress",
+    "comparable_fingerprint",
+    "run_fingerprint",
+    "checkpoint_payload",
+    "restore_payload",
+]
 
 
 @dataclass
@@ -53,31 +60,44 @@ device and the precision, they may change between a checkpoint and its resume, a
 written before such a key existed still matches."""
 
 
+def comparable_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    """`fingerprint` without the `EXECUTION_KEYS` of its `algo_config`: the part a resume
+    compares. `run_fingerprint` applies it, and `train` applies it to a checkpoint's stored
+    fingerprint too, so a checkpoint that recorded such a key still matches."""
+    out = dict(fingerprint)
+    if isinstance(out.get("algo_config"), Mapping):
+        out["algo_config"] = {
+            k: v for k, v in out["algo_config"].items() if k not in EXECUTION_KEYS
+        }
+    return out
+
+
 def run_fingerprint(config: TrainConfig, spec: EnvSpec) -> dict[str, Any]:
     """What must match for a checkpoint to continue this run (the step budget may grow)."""
-    algo_config = config_to_dict(config.algo_config)
-    return {
-        "env": config.env,
-        "env_kwargs": dict(config.env_kwargs),
-        "algo": config.algo,
-        "algo_config": {k: v for k, v in algo_config.items() if k not in EXECUTION_KEYS},
-        "seed": config.seed,
-        "n_envs": config.n_envs,
-        "batch_size": config.batch_size,
-        "buffer_size": config.buffer_size,
-        "updates_per_episode": config.updates_per_episode,
-        "env_spec": {
-            k: getattr(spec, k)
-            for k in (
-                "n_agents",
-                "obs_dim",
-                "state_dim",
-                "action_kind",
-                "n_actions",
-                "episode_limit",
-            )
-        },  # fmt: skip
-    }
+    return comparable_fingerprint(
+        {
+            "env": config.env,
+            "env_kwargs": dict(config.env_kwargs),
+            "algo": config.algo,
+            "algo_config": config_to_dict(config.algo_config),
+            "seed": config.seed,
+            "n_envs": config.n_envs,
+            "batch_size": config.batch_size,
+            "buffer_size": config.buffer_size,
+            "updates_per_episode": config.updates_per_episode,
+            "env_spec": {
+                k: getattr(spec, k)
+                for k in (
+                    "n_agents",
+                    "obs_dim",
+                    "state_dim",
+                    "action_kind",
+                    "n_actions",
+                    "episode_limit",
+                )
+            },  # fmt: skip
+        }
+    )
 
 
 def checkpoint_payload(

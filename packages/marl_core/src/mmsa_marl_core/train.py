@@ -48,7 +48,13 @@ from .config import TrainConfig, config_to_dict
 from .learner import Learner, get_algo
 from .metrics import JsonlMetrics, MetricsLogger
 from .precision import update_precision
-from .resume import Progress, checkpoint_payload, restore_payload, run_fingerprint
+from .resume import (
+    Progress,
+    checkpoint_payload,
+    comparable_fingerprint,
+    restore_payload,
+    run_fingerprint,
+)
 from .run_info import git_commit, now, read_run_json, spec_to_dict, versions, write_json_atomic
 
 __all__ = ["train", "TrainResult", "NonFiniteLossError", "evaluate_policy", "EVAL_SEED_OFFSET"]
@@ -146,7 +152,7 @@ def train(
                 metrics_file.truncate(0)
             else:
                 path, payload = found
-                check_fingerprint(payload["fingerprint"], fingerprint, path)
+                check_fingerprint(comparable_fingerprint(payload["fingerprint"]), fingerprint, path)
                 prog = restore_payload(payload, learner, buffer, rng, envs, eval_envs, device)
                 metrics_file.truncate(int(payload["metrics_offset"]))
                 if (run_dir / "run.json").exists():
