@@ -7,6 +7,8 @@ and MMSA with the same loop settings, one torch thread, and reports:
 - `steady_steps_per_s`: the same rate between the first train line with updates and the last one
   (excludes the warm-up, when the buffer is still filling and no update runs);
 - `update_ms`: the median time of one `learner.update` on a sampled batch of 32 episodes;
+- `act_ms`: the median time of one `learner.act` (exploring, host arrays in and out) for 1 and
+  for 8 envs, measured after the updates;
 - `device_syncs` (CUDA only): how many times one update waits for the GPU.
 
 Settings: "classic" is PyMARL/EPyMARL's QMIX (one env, one update per episode, batch 32
@@ -131,6 +133,7 @@ def update_time(
             profiler.disable()
         times.append(time.perf_counter() - start)
     out: dict[str, object] = {"update_ms": round(1000 * statistics.median(times), 1)}
+    out["act_ms"] = {str(b): act_time(learner, b, rng) for b in (1, 8)}
     if device.type == "cuda":
         out["device_syncs"] = _count_syncs(learner, buffer.sample(32, rng, device=device))
     if profiler is not None:
@@ -138,6 +141,23 @@ def update_time(
         pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
         out["profile_top"] = text.getvalue().splitlines()[:60]
     return out
+
+
+def act_time(learner: object, envs: int, rng: np.random.Generator, repeats: int = 300) -> float:
+    """Median wall time (ms) of one exploring `learner.act` for `envs` env rows."""
+    spec = learner.spec  # type: ignore[attr-defined]
+    obs = rng.standard_normal((envs, spec.n_agents, spec.obs_dim)).astype(np.float32)
+    avail = np.ones((envs, spec.n_agents, spec.n_actions), bool)
+    state = learner.initial_state(envs)  # type: ignore[attr-defined]
+    times = []
+    for i in range(repeats + 10):
+        start = time.perf_counter()
+        _, state = learner.act(  # type: ignore[attr-defined]
+            obs, avail, state, env_steps=0, explore=True, rng=rng
+        )
+        if i >= 10:  # the first calls capture graphs and warm caches
+            times.append(time.perf_counter() - start)
+    return round(1000 * statistics.median(times), 3)
 
 
 def _count_syncs(learner: object, batch: object) -> int:

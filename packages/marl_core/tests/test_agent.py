@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mmsa_marl_core import LinearSchedule, RNNAgent, epsilon_greedy, greedy, onehot_last_actions
+from mmsa_marl_core.agent import onehot_taken
 
 T, B, N, O, A, H = 5, 4, 3, 7, 6, 8  # noqa: E741
 
@@ -89,3 +90,12 @@ def test_linear_schedule():
     assert LinearSchedule(1.0, 0.1, 0)(0) == 0.1
     with pytest.raises(ValueError, match="steps"):
         LinearSchedule(1.0, 0.1, -1)
+
+
+def test_onehot_taken_is_the_float32_one_hot_of_the_chosen_actions():
+    actions = np.array([[0, 5, 2], [3, 3, 1]], np.int64)
+    out = onehot_taken(actions, 6, torch.device("cpu"))
+    assert out.shape == (2, 3, 6) and out.dtype == torch.float32
+    assert torch.equal(out, torch.nn.functional.one_hot(torch.from_numpy(actions), 6).float())
+    with pytest.raises(IndexError):
+        onehot_taken(np.array([[6]]), 6, torch.device("cpu"))

@@ -1,5 +1,6 @@
-"""On CUDA (skipped without a GPU): MMSA's updates keep cuDNN's GRU weights packed, and a run
-killed on one device resumes on the other."""
+"""On CUDA (skipped without a GPU): MMSA's updates keep cuDNN's GRU weights packed, a run
+killed on one device resumes on the other, and the CUDA graphs of imagination and acting replay
+the eager computations."""
 
 from __future__ import annotations
 
@@ -127,3 +128,41 @@ def test_imagination_graph_replays_the_eager_imagination_with_the_current_weight
     assert graphs.captured == 2 and graphs.failed is None
     twin = copy.deepcopy(learner)  # a copy holds no graph of the original's memory
     assert twin.imagination.captured == 0 and twin.imagination.agent is twin.agent
+
+
+def test_acting_graph_replays_the_eager_step_with_the_current_weights(learner_and_batch):
+    """MMSA's acting step from a CUDA graph gives the eager step's Q and GRU state, for each
+    batch shape it sees, after updates moved the weights (in place); the actions of a whole
+    episode match those of the same learner acting eagerly."""
+    learner, batch = learner_and_batch("mmsa", CUDA)
+    acting = learner.acting
+    seen = acting.captured  # the fixture's episodes were collected by this learner (4 envs)
+    n, a, o = learner.spec.n_agents, learner.spec.n_actions, learner.spec.obs_dim
+    g = torch.Generator(device=CUDA).manual_seed(0)
+    for b in (1, 8, 1):
+        obs = torch.randn(b, n, o, device=CUDA, generator=g)
+        hidden = torch.randn(b, n, learner.agent.hidden_dim, device=CUDA, generator=g)
+        last = F.one_hot(torch.randint(0, a, (b, n), device=CUDA, generator=g), a).float()
+        q, next_hidden = acting(obs, hidden, last)
+        q_eager, hidden_eager = acting._eager(obs, hidden, last)
+        torch.testing.assert_close(q, q_eager)
+        torch.testing.assert_close(next_hidden, hidden_eager)
+        again, _ = acting(obs, hidden, last)  # the first result is not overwritten by a replay
+        torch.testing.assert_close(q, again)
+        learner.update(batch)  # the next replay must read the new weights
+    assert acting.failed is None and acting.captured == seen + 2
+
+    eager = copy.deepcopy(learner)
+    eager.acting.enabled = False
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((4, 5, n, o)).astype(np.float32)
+    avail = np.ones((4, 5, n, a), bool)
+    states = [learner.initial_state(5), eager.initial_state(5)]
+    for t in range(4):
+        graphed, states[0] = learner.act(obs[t], avail[t], states[0], env_steps=0,
+                                         explore=False, rng=rng)  # fmt: skip
+        plain, states[1] = eager.act(obs[t], avail[t], states[1], env_steps=0, explore=False,
+                                     rng=rng)  # fmt: skip
+        assert np.array_equal(graphed, plain), t
+        torch.testing.assert_close(states[0][0], states[1][0])
+    assert eager.acting.captured == 0 and learner.acting.captured == seen + 3

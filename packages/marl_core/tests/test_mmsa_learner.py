@@ -127,6 +127,49 @@ def test_shapes_of_the_parts(dummy_spec, random_episodes):
     assert learner.mixer.extra_cond_dim == SMALL.code_dim
 
 
+def test_acting_reads_the_fixed_encoder_and_carries_the_agent_state(dummy_spec, random_episodes):
+    """`act` is one step of the agent with TD7's fixed encoder copy (`learner.acting`, eager on
+    the CPU): the greedy actions are the masked argmax of that step's Q, the next state is its
+    GRU state and the one-hot of the actions taken, and it follows the encoder chain."""
+    from mmsa_marl_core.sale_agent import agent_inputs
+
+    learner = _learner(dummy_spec, target_update_interval=1)
+    spec, b = dummy_spec, 4
+    rng = np.random.default_rng(3)
+    obs = rng.standard_normal((b, spec.n_agents, spec.obs_dim)).astype(np.float32)
+    avail = rng.random((b, spec.n_agents, spec.n_actions)) < 0.6
+    avail[..., 0] = True
+    state = learner.initial_state(b)
+    for step in range(3):
+        hidden, last = state
+        with torch.no_grad():
+            q, expect_hidden = learner.agent(
+                agent_inputs(torch.from_numpy(obs), last), hidden, learner.encoders.fixed
+            )
+        expect = np.where(avail, q.numpy(), -np.inf).argmax(-1)
+        actions, state = learner.act(obs, avail, state, env_steps=0, explore=False, rng=rng)
+        assert np.array_equal(actions, expect), step
+        assert torch.equal(state[0], expect_hidden)
+        assert state[1].dtype == torch.float32
+        assert torch.equal(state[1], torch.eye(spec.n_actions)[torch.from_numpy(actions)])
+        # An update with target_update_interval=1 moves the fixed copy (in place): the next
+        # step must act with the new fixed weights, not a stale copy.
+        before = [p.clone() for p in learner.encoders.fixed.parameters()]
+        learner.update(_batch(spec, random_episodes, seed=step))
+        assert any(
+            not torch.equal(x, y)
+            for x, y in zip(before, learner.encoders.fixed.parameters(), strict=True)
+        )
+    assert learner.acting.captured == 0 and learner.acting.failed is None  # no graph on the CPU
+    twin = copy.deepcopy(learner)
+    assert twin.acting.agent is twin.agent and twin.acting.encoder is twin.encoders.fixed
+    no_sale = _learner(dummy_spec, ablation="no_sale")
+    assert no_sale.acting.encoder is None
+    actions, _ = no_sale.act(obs, avail, no_sale.initial_state(b), env_steps=0, explore=False,
+                             rng=rng)  # fmt: skip
+    assert avail[np.arange(b)[:, None], np.arange(spec.n_agents), actions].all()
+
+
 def test_the_whole_loss_falls_on_a_fixed_batch(dummy_spec, random_episodes):
     learner = _learner(dummy_spec, target_update_interval=10_000)
     batch = _batch(dummy_spec, random_episodes, n=4, seed=1)

@@ -18,9 +18,17 @@ __all__ = [
     "RNNAgent",
     "LinearSchedule",
     "onehot_last_actions",
+    "onehot_taken",
     "epsilon_greedy",
     "greedy",
 ]
+
+
+def onehot_taken(actions: np.ndarray, n_actions: int, device: torch.device) -> Tensor:
+    """The actions just chosen (`[B, N]` int64, host) as the next step's last action `[B, N, A]`
+    float32 on `device`: made on the host, so a GPU gets one copy, no kernel and no range
+    check that waits for it."""
+    return torch.from_numpy(np.eye(n_actions, dtype=np.float32)[actions]).to(device)
 
 
 def onehot_last_actions(action: Tensor, n_actions: int) -> Tensor:

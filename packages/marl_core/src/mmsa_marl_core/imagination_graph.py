@@ -15,9 +15,10 @@ What the capture relies on, arranged here:
   in range by construction;
 - stable memory: the world model, the agent and the encoder are updated in place (the optimiser,
   ``load_state_dict``, the TD7 encoder chain), and a replay reads their current weights;
-- random draws: warm-up and capture run under `torch.random.fork_rng`, so they consume none of
-  the run's random numbers; each replay draws from the CUDA generator and advances it, like an
-  eager call, so a killed and resumed run replays the same numbers as a straight one;
+- random draws: warm-up and capture run under `torch.random.fork_rng` (`acting_graph.capture_graph`,
+  shared with the acting step's graphs), so they consume none of the run's random numbers; each
+  replay draws from the CUDA generator and advances it, like an eager call, so a killed and
+  resumed run replays the same numbers as a straight one;
 - float32 only: under a ``bf16`` `update_precision` (autocast) the imagination runs eagerly.
 
 If a capture fails, a warning says why and the imagination runs eagerly from then on; the results
@@ -38,6 +39,7 @@ from torch import Tensor
 from mmsa_sale import Encoder
 from mmsa_worldmodel import ModelState
 
+from .acting_graph import capture_graph
 from .precision import low_precision_dtype
 from .rollout import imagined_features
 from .sale_agent import SALEAgent
@@ -149,20 +151,10 @@ class ImaginationGraphs:
         )
 
     def _capture(self, example: _Inputs, size: int) -> _Graph:
-        device = example.deter.device
         static = example.padded(size)
-        with torch.random.fork_rng(devices=[device]):
-            # Warm-up on a side stream (cuBLAS/cuDNN handles and workspaces are created outside
-            # the graph), then the capture; neither leaves a trace in the run's random numbers.
-            side = torch.cuda.Stream(device)
-            side.wait_stream(torch.cuda.current_stream(device))
-            with torch.cuda.stream(side):
-                for _ in range(2):
-                    self._eager(static, check_actions=False)
-            torch.cuda.current_stream(device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = self._eager(static, check_actions=False)
+        graph, out = capture_graph(
+            lambda: self._eager(static, check_actions=False), example.deter.device
+        )
         return _Graph(graph, static, out)
 
 

@@ -96,8 +96,9 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
     instead of on the decoded `o^_t`; later steps act on decoded observations. Saves one
     all-actions agent pass per update. False: every imagined step acts on decoded observations."""
     cuda_graphs: bool = True
-    """On a GPU with float32 updates, replay the imagination from CUDA graphs (one launch instead
-    of hundreds; `imagination_graph`). No effect on the CPU; False runs it eagerly everywhere."""
+    """On a GPU, replay the imagination (float32 updates) and the acting step from CUDA graphs
+    (one launch instead of hundreds, or some forty; `imagination_graph`, `acting_graph`). No
+    effect on the CPU; False runs both eagerly everywhere."""
     diagnostics_every: int = 200
     """Every this many updates, log world-model diagnostics (k-step open-loop error, KL per step,
     posterior collapse) computed on the update's batch before its step; 0 turns them off."""

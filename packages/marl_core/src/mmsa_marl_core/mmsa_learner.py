@@ -28,14 +28,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmsa_envs import EnvSpec
 from mmsa_sale import Encoder, FixedEncoders, encoder_loss
 from mmsa_worldmodel import WorldModel
 
-from .agent import epsilon_greedy, greedy, onehot_last_actions
+from .acting_graph import ActingGraphs
+from .agent import epsilon_greedy, greedy, onehot_last_actions, onehot_taken
 from .batch import Batch
 from .imagination_graph import ImaginationGraphs
 from .learner import Learner, register_algo
@@ -164,6 +164,8 @@ class MMSALearner:
                 self.world_model.config.horizon,
                 enabled=cfg.cuda_graphs,
             )
+        # The acting step (agent + fixed encoder), from CUDA graphs on a GPU (acting_graph).
+        self.acting = ActingGraphs(self.agent, self._fixed, enabled=cfg.cuda_graphs)
         self.optimizer = cfg.build_optimizer(
             [{"params": params, "lr": lr} for params, lr, _ in groups.values()]
         )
@@ -202,16 +204,14 @@ class MMSALearner:
         """Epsilon-greedy (explore) or greedy actions `[B, N]` over available actions; the agents
         read `z^o, z^oa` from the fixed encoder copy, as in the TD loss (TD7)."""
         hidden, last_action = state
-        with torch.no_grad():
-            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-            q, hidden = self.agent(agent_inputs(obs_t, last_action), hidden, self._fixed)
-            q_np = q.cpu().numpy()
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        q, hidden = self.acting(obs_t, hidden, last_action)
+        q_np = q.cpu().numpy()
         if explore:
             actions = epsilon_greedy(q_np, avail_actions, self.epsilon(env_steps), rng)
         else:
             actions = greedy(q_np, avail_actions)
-        last = F.one_hot(torch.as_tensor(actions, device=self.device), self.spec.n_actions)
-        return actions, (hidden, last.float())
+        return actions, (hidden, onehot_taken(actions, self.spec.n_actions, self.device))
 
     def exploration_rate(self, env_steps: int) -> float:
         return self.epsilon(env_steps)

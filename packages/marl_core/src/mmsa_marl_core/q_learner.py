@@ -21,7 +21,14 @@ from torch import Tensor, nn
 
 from mmsa_envs import EnvSpec
 
-from .agent import LinearSchedule, RNNAgent, epsilon_greedy, greedy, onehot_last_actions
+from .agent import (
+    LinearSchedule,
+    RNNAgent,
+    epsilon_greedy,
+    greedy,
+    onehot_last_actions,
+    onehot_taken,
+)
 from .batch import Batch
 from .learner import register_algo
 from .mixers import QMIX, VDN, Mixer
@@ -187,10 +194,7 @@ class QLearner:
             actions = epsilon_greedy(q, avail_actions, self.epsilon(env_steps), rng)
         else:
             actions = greedy(q, avail_actions)
-        last = torch.nn.functional.one_hot(
-            torch.as_tensor(actions, device=self.device), self.spec.n_actions
-        ).float()
-        return actions, (hidden, last)
+        return actions, (hidden, onehot_taken(actions, self.spec.n_actions, self.device))
 
     def exploration_rate(self, env_steps: int) -> float:
         return self.epsilon(env_steps)
