@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import Tensor
@@ -26,9 +26,10 @@ from mmsa_sale import Encoder
 
 from .sale_agent import SALEAgent, agent_inputs
 
-__all__ = ["ActingGraphs", "capture_graph"]
+__all__ = ["ActingGraphs", "GraphCache", "capture_graph"]
 
 T = TypeVar("T")
+G = TypeVar("G")
 
 
 def capture_graph(fn: Callable[[], T], device: torch.device) -> tuple[torch.cuda.CUDAGraph, T]:
@@ -52,7 +53,40 @@ def capture_graph(fn: Callable[[], T], device: torch.device) -> tuple[torch.cuda
     return graph, out
 
 
-class ActingGraphs:
+class GraphCache(Generic[G]):
+    """Captured graphs by key, and why a capture failed (then the owner runs eagerly)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._graphs: dict[Hashable, G] = {}
+        self.failed: str | None = None
+        """Why a capture failed (then every call runs eagerly); None while none has."""
+
+    @property
+    def captured(self) -> int:
+        """How many graphs are held."""
+        return len(self._graphs)
+
+    def _graph(self, key: Hashable, capture: Callable[[], G]) -> G | None:
+        """The graph for ``key``, captured on first use; None (with a warning, and from then on
+        for every key) if the capture fails."""
+        graph = self._graphs.get(key)
+        if graph is None and self.failed is None:
+            try:
+                graph = capture()
+            except RuntimeError as err:  # e.g. an operation that a capture does not allow
+                self.failed = f"{type(err).__name__}: {err}"
+                warnings.warn(
+                    f"MMSA {self.what}: CUDA graph capture failed, running eagerly ({self.failed})",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return None
+            self._graphs[key] = graph
+        return graph
+
+
+class ActingGraphs(GraphCache["_StepGraph"]):
     """One acting step of ``agent`` with ``encoder`` (module docstring): from obs ``[B, N, O]``,
     hidden ``[B, N, H]`` and last action ``[B, N, A]`` one-hot to ``(q [B, N, A], next hidden)``.
 
@@ -63,10 +97,8 @@ class ActingGraphs:
     """
 
     def __init__(self, agent: SALEAgent, encoder: Encoder | None, *, enabled: bool = True) -> None:
+        super().__init__("acting")
         self.agent, self.encoder, self.enabled = agent, encoder, enabled
-        self._graphs: dict[tuple[int, ...], _StepGraph] = {}
-        self.failed: str | None = None
-        """Why a capture failed (then every step runs eagerly); None while none has."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ActingGraphs:
         # A copy acts with the copied modules and captures its own graphs.
@@ -74,34 +106,19 @@ class ActingGraphs:
             copy.deepcopy(self.agent, memo), copy.deepcopy(self.encoder, memo), enabled=self.enabled
         )
 
-    @property
-    def captured(self) -> int:
-        """How many graphs are held (one per batch shape)."""
-        return len(self._graphs)
-
     def __call__(self, obs: Tensor, hidden: Tensor, last_action: Tensor) -> tuple[Tensor, Tensor]:
         """``(q, next hidden)``, new tensors (a later call does not overwrite them)."""
         if (
             not self.enabled
             or self.failed is not None
             or obs.device.type != "cuda"
-            or torch.is_autocast_enabled()
+            or torch.is_autocast_enabled(obs.device.type)
         ):
             return self._eager(obs, hidden, last_action)
         key = (*obs.shape, hidden.shape[-1], last_action.shape[-1])
-        graph = self._graphs.get(key)
+        graph = self._graph(key, lambda: self._capture(obs, hidden, last_action))
         if graph is None:
-            try:
-                graph = self._capture(obs, hidden, last_action)
-            except RuntimeError as err:  # e.g. an operation that a capture does not allow
-                self.failed = f"{type(err).__name__}: {err}"
-                warnings.warn(
-                    f"MMSA acting: CUDA graph capture failed, running eagerly ({self.failed})",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                return self._eager(obs, hidden, last_action)
-            self._graphs[key] = graph
+            return self._eager(obs, hidden, last_action)
         return graph.run(obs, hidden, last_action)
 
     def _eager(self, obs: Tensor, hidden: Tensor, last_action: Tensor) -> tuple[Tensor, Tensor]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from typing import Any
 
 import torch
@@ -39,7 +38,7 @@ from torch import Tensor
 from mmsa_sale import Encoder
 from mmsa_worldmodel import ModelState
 
-from .acting_graph import capture_graph
+from .acting_graph import GraphCache, capture_graph
 from .precision import low_precision_dtype
 from .rollout import imagined_features
 from .sale_agent import SALEAgent
@@ -47,7 +46,7 @@ from .sale_agent import SALEAgent
 __all__ = ["ImaginationGraphs"]
 
 
-class ImaginationGraphs:
+class ImaginationGraphs(GraphCache["_Graph"]):
     """`imagined_features` for one world model, agent and encoder; replayed from CUDA graphs on
     a GPU (module docstring), eager elsewhere.
 
@@ -58,6 +57,8 @@ class ImaginationGraphs:
         horizon: ``H``.
         enabled: False always runs eagerly (``MMSAConfig.cuda_graphs``).
         bucket: the padded batch sizes are multiples of this.
+
+    ``captured`` counts one graph per padded batch size and step-0 shortcut.
     """
 
     def __init__(
@@ -72,11 +73,9 @@ class ImaginationGraphs:
     ) -> None:
         if bucket < 1:
             raise ValueError(f"bucket={bucket} must be a positive integer")
+        super().__init__("imagination")
         self.world_model, self.agent, self.encoder = world_model, agent, encoder
         self.horizon, self.enabled, self.bucket = horizon, enabled, bucket
-        self._graphs: dict[tuple[int, bool], _Graph] = {}
-        self.failed: str | None = None
-        """Why a capture failed (then every call runs eagerly); None while none has."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ImaginationGraphs:
         # A copy (of a learner) imagines with the copied modules and captures its own graphs:
@@ -89,11 +88,6 @@ class ImaginationGraphs:
             enabled=self.enabled,
             bucket=self.bucket,
         )
-
-    @property
-    def captured(self) -> int:
-        """How many graphs are held (one per padded batch size and step-0 shortcut)."""
-        return len(self._graphs)
 
     def __call__(
         self,
@@ -121,19 +115,9 @@ class ImaginationGraphs:
             return self._eager(inputs, check_actions=True)
         size = self.bucket * math.ceil(m / self.bucket)
         key = (size, first_actions is not None)
-        graph = self._graphs.get(key)
+        graph = self._graph(key, lambda: self._capture(inputs, size))
         if graph is None:
-            try:
-                graph = self._capture(inputs, size)
-            except RuntimeError as err:  # e.g. an operation that a capture does not allow
-                self.failed = f"{type(err).__name__}: {err}"
-                warnings.warn(
-                    f"MMSA imagination: CUDA graph capture failed, running eagerly ({self.failed})",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                return self._eager(inputs, check_actions=True)
-            self._graphs[key] = graph
+            return self._eager(inputs, check_actions=True)
         return graph.run(inputs)
 
     def _eager(self, inputs: _Inputs, *, check_actions: bool) -> Tensor:
