@@ -70,8 +70,10 @@ class GraphCache(Generic[G]):
     def _graph(self, key: Hashable, capture: Callable[[], G]) -> G | None:
         """The graph for ``key``, captured on first use; None (with a warning, and from then on
         for every key) if the capture fails."""
+        if self.failed is not None:
+            return None
         graph = self._graphs.get(key)
-        if graph is None and self.failed is None:
+        if graph is None:
             try:
                 graph = capture()
             except RuntimeError as err:  # e.g. an operation that a capture does not allow
@@ -108,23 +110,17 @@ class ActingGraphs(GraphCache["_StepGraph"]):
 
     def __call__(self, obs: Tensor, hidden: Tensor, last_action: Tensor) -> tuple[Tensor, Tensor]:
         """``(q, next hidden)``, new tensors (a later call does not overwrite them)."""
-        if (
-            not self.enabled
-            or self.failed is not None
-            or obs.device.type != "cuda"
-            or torch.is_autocast_enabled(obs.device.type)
-        ):
-            return self._eager(obs, hidden, last_action)
-        key = (*obs.shape, hidden.shape[-1], last_action.shape[-1])
-        graph = self._graph(key, lambda: self._capture(obs, hidden, last_action))
+        graph = None
+        if self.enabled and obs.device.type == "cuda" and not torch.is_autocast_enabled("cuda"):
+            # Hidden and action sizes are fixed by the agent: the obs shape is the whole key.
+            graph = self._graph(tuple(obs.shape), lambda: self._capture(obs, hidden, last_action))
         if graph is None:
             return self._eager(obs, hidden, last_action)
         return graph.run(obs, hidden, last_action)
 
     def _eager(self, obs: Tensor, hidden: Tensor, last_action: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
-            q, next_hidden = self.agent(agent_inputs(obs, last_action), hidden, self.encoder)
-        return q, next_hidden
+            return self.agent(agent_inputs(obs, last_action), hidden, self.encoder)
 
     def _capture(self, obs: Tensor, hidden: Tensor, last_action: Tensor) -> _StepGraph:
         static = (obs.clone(), hidden.clone(), last_action.clone())

@@ -105,13 +105,7 @@ class ImaginationGraphs(GraphCache["_Graph"]):
         )
         m = inputs.deter.shape[0]
         device = inputs.deter.device
-        if (
-            not self.enabled
-            or self.failed is not None
-            or device.type != "cuda"
-            or low_precision_dtype() is not None
-            or m == 0
-        ):
+        if not self.enabled or device.type != "cuda" or low_precision_dtype() is not None or m == 0:
             return self._eager(inputs, check_actions=True)
         size = self.bucket * math.ceil(m / self.bucket)
         key = (size, first_actions is not None)
