@@ -7,6 +7,9 @@ and MMSA with the same loop settings, one torch thread, and reports:
 - `steady_steps_per_s`: the same rate between the first train line with updates and the last one
   (excludes the warm-up, when the buffer is still filling and no update runs);
 - `update_ms`: the median time of one `learner.update` on a sampled batch of 32 episodes;
+- `minor_faults_per_update`, `kernel_ms_per_update`: page faults and kernel CPU time of the
+  process per timed update (`getrusage`; the cost of mapping freed memory afresh, see
+  `mmsa_marl_core.host_memory`);
 - `act_ms`: the median time of one `learner.act` (exploring, host arrays in and out) for 1 and
   for 8 envs, measured after the updates;
 - `device_syncs` (CUDA only): how many times one update waits for the GPU.
@@ -19,6 +22,8 @@ half of our QMIX and above EPyMARL QMIX's ~400 steps/s on this kind of machine. 
 sets torch's intra-op threads for both algorithms (1 by default; this machine has 2 cores);
 `--precision bf16` runs both algorithms' updates in mixed precision (`TrainConfig.precision`);
 `--device cuda` runs the networks and updates on the GPU (env stepping stays on the CPU).
+Freed host memory is kept in the process from the start, as `train` does
+(`mmsa_marl_core.host_memory`); `--no-retain-freed-memory` measures glibc's default instead.
 
     .venv/bin/python bench/mmsa_throughput.py        # -> bench/results/mmsa_throughput.json
     .venv/bin/python bench/mmsa_throughput.py --steps 3000 --settings fast --profile
@@ -35,6 +40,7 @@ import json
 import os
 import platform
 import pstats
+import resource
 import statistics
 import sys
 import tempfile
@@ -50,6 +56,7 @@ from flows.training import choose_device
 from mmsa_envs import VectorEnv
 from mmsa_marl_core import EpisodeBuffer, config_from_dict, get_algo, read_metrics, train
 from mmsa_marl_core.collect import run_episodes
+from mmsa_marl_core.host_memory import retain_freed_memory
 from mmsa_marl_core.precision import update_precision
 
 ENV = "lbf:Foraging-8x8-2p-2f-coop-v3"
@@ -63,7 +70,13 @@ ALGO_CONFIG = {"agent_hidden": 64, "mixer_embed_dim": 32, "hypernet_hidden": 64}
 
 
 def run_loop(
-    algo: str, setting: str, steps: int, seed: int, precision: str, device: torch.device
+    algo: str,
+    setting: str,
+    steps: int,
+    seed: int,
+    precision: str,
+    device: torch.device,
+    retain_memory: bool,
 ) -> dict[str, float]:
     """Whole training run; rates from its metrics."""
     config = config_from_dict(
@@ -79,6 +92,7 @@ def run_loop(
             "eval_episodes": 1,
             "checkpoint_every": 10 * steps,
             "precision": precision,
+            "retain_freed_memory": retain_memory,
             "algo_config": ALGO_CONFIG,
         }
     )
@@ -120,6 +134,7 @@ def update_time(
     _sync(device)
     times = []
     profiler = cProfile.Profile() if profile else None
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(repeats):
         batch = buffer.sample(32, rng, device=device)
         _sync(device)
@@ -132,7 +147,12 @@ def update_time(
         if profiler is not None:
             profiler.disable()
         times.append(time.perf_counter() - start)
-    out: dict[str, object] = {"update_ms": round(1000 * statistics.median(times), 1)}
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    out: dict[str, object] = {
+        "update_ms": round(1000 * statistics.median(times), 1),
+        "minor_faults_per_update": round((after.ru_minflt - usage.ru_minflt) / repeats),
+        "kernel_ms_per_update": round(1000 * (after.ru_stime - usage.ru_stime) / repeats, 1),
+    }
     out["act_ms"] = {str(b): act_time(learner, b, rng) for b in (1, 8)}
     if device.type == "cuda":
         out["device_syncs"] = _count_syncs(learner, buffer.sample(32, rng, device=device))
@@ -179,7 +199,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def machine(device: torch.device) -> dict[str, object]:
+def machine(device: torch.device, retained: bool) -> dict[str, object]:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {
         "device": str(device),
@@ -189,6 +209,7 @@ def machine(device: torch.device) -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "load_avg_at_start": os.getloadavg(),
         "torch_threads": torch.get_num_threads(),
+        "host_memory_retained": retained,
         "python": sys.version.split()[0],
         "versions": {
             d: version(d)
@@ -212,6 +233,12 @@ def main() -> None:
     parser.add_argument(
         "--device", default="cpu", help="cpu, cuda[:N] or auto (cuda when torch sees a GPU)"
     )
+    parser.add_argument(
+        "--no-retain-freed-memory",
+        dest="retain_memory",
+        action="store_false",
+        help="leave glibc's malloc thresholds as they are (TrainConfig.retain_freed_memory=False)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_throughput.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -220,7 +247,9 @@ def main() -> None:
     except ValueError as err:
         parser.error(str(err))
 
-    info = machine(device)
+    # Before any timing, so that both algorithms and every setting run with the same allocator.
+    retained = args.retain_memory and retain_freed_memory()
+    info = machine(device, retained)
     results: dict[str, dict[str, object]] = {}
     for algo in args.algos:
         results[algo] = update_time(
@@ -228,7 +257,7 @@ def main() -> None:
         )
         for setting in args.settings:
             results[algo][setting] = run_loop(
-                algo, setting, args.steps, args.seed, args.precision, device
+                algo, setting, args.steps, args.seed, args.precision, device, args.retain_memory
             )
             print(algo, setting, results[algo][setting], flush=True)
         print(algo, "update_ms", results[algo]["update_ms"], flush=True)

@@ -79,6 +79,11 @@ class TrainConfig:
     bfloat16 autocast, everything with gradient stays float32 (`mmsa_marl_core.precision`).
     Acting and evaluation stay float32. Faster on GPUs and on CPUs with AVX512-BF16 or AMX;
     runs differ from fp32 ones, so compare algorithms at the same precision."""
+    retain_freed_memory: bool = True
+    """Keep freed host memory in the process (glibc `mallopt`, `mmsa_marl_core.host_memory`)
+    instead of mapping large tensors afresh at every update: same results, MMSA's CPU update
+    5-15% faster. Process-wide; no effect off glibc or when `MALLOC_MMAP_THRESHOLD_` or
+    `MALLOC_TRIM_THRESHOLD_` is set."""
 
     def __post_init__(self) -> None:
         entry = get_algo(self.algo)

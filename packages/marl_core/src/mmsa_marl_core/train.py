@@ -45,6 +45,7 @@ from .checkpoint import (
 )
 from .collect import AnyVectorEnv, Episodes, run_episodes
 from .config import TrainConfig, config_to_dict
+from .host_memory import retain_freed_memory
 from .learner import Learner, get_algo
 from .metrics import JsonlMetrics, MetricsLogger
 from .precision import update_precision
@@ -103,6 +104,7 @@ def train(
             "or choose another run directory"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
+    retained = config.retain_freed_memory and retain_freed_memory()
 
     # ------------------------------------------------------------------ build
     entry = get_algo(config.algo)
@@ -140,6 +142,7 @@ def train(
             "versions": versions(spec),
             "git_commit": git_commit(),
             "device": str(device),
+            "host_memory_retained": retained,
             "status": "running",
             "started": now(),
             "finished": None,
