@@ -6,11 +6,15 @@ skipped and unfinished ones resume exactly from their last checkpoint (a finishe
 extended when `--steps` grows). After every finished run
 it rewrites `--out` (bench/results/mmsa_lbf.json) with the final greedy-evaluation return of
 each run and, per (map, variant), the IQM over seeds with a stratified-bootstrap 95% interval
-(rliable, through `flows.stats.aggregate`), next to the paper's 2M-step numbers.
+(rliable, through `flows.stats.aggregate`), next to the paper's 2M-step numbers, and draws it
+(`plot`): `<out>.png`, every (map, variant)'s greedy return over env steps (IQM over seeds with a
+pointwise bootstrap 95% band, the random policy dashed), and with ablations
+`<out>_at_equal_steps.png`, each variant's return at the ablations' step budget (IQM, 95% CI).
 
     # background, resumable (same command to continue):
     nohup .venv/bin/python bench/mmsa_lbf.py > runs/mmsa_lbf.log 2>&1 &
     .venv/bin/python bench/mmsa_lbf.py --report-only     # rewrite the JSON from what finished
+    .venv/bin/python bench/mmsa_lbf.py --plot bench/results/mmsa_lbf_2m.json  # figures of a JSON
 """
 
 from __future__ import annotations
@@ -263,7 +267,51 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     tmp = args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(out, indent=1))
     os.replace(tmp, args.out)
+    plot(args.out)
     return out
+
+
+def plot(results: Path) -> list[Path]:
+    """Figures of a results JSON of this script, written next to it (module docstring). The
+    curves cover the span every run of a (map, variant) reached, so unfinished runs shorten it."""
+    import numpy as np
+    import polars as pl
+
+    from flows.figures import plot_finals, plot_learning_curves
+    from flows.report import curve_table
+
+    data = json.loads(Path(results).read_text())
+    groups: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
+    for cell in data["cells"].values():
+        for run in cell["runs"].values():
+            points = sorted(dict(run.get("eval_curve") or []).items())  # one point per step
+            if len(points) >= 2:
+                steps, returns = np.asarray(points, dtype=np.float64).T
+                groups.setdefault((cell["env"], cell["variant"]), []).append((steps, returns))
+    randoms = data.get("random_policy_return") or {}
+    random = pl.DataFrame(
+        {"task": list(randoms), "return_mean": list(randoms.values())},
+        schema={"task": pl.String, "return_mean": pl.Float64},
+    )
+    results = Path(results)
+    paths = [plot_learning_curves(curve_table(groups), random, results.with_suffix(".png"))]
+    table = data.get("ablations_at_equal_steps") or {}
+    if len(table.get("variants") or {}) > 1:
+        summary = pl.DataFrame(
+            [
+                {
+                    "task": f"{table['env']} at {table['env_steps']:,} env steps",
+                    "variant": variant,
+                    "iqm": cell["iqm"],
+                    "iqm_low": cell["iqm_ci95"][0],
+                    "iqm_high": cell["iqm_ci95"][1],
+                    "n_seeds": cell["n_seeds"],
+                }
+                for variant, cell in table["variants"].items()
+            ]
+        )
+        paths.append(plot_finals(summary, results.with_name(f"{results.stem}_at_equal_steps.png")))
+    return paths
 
 
 def main() -> None:
@@ -288,7 +336,14 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/bench_mmsa_lbf"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_lbf.json"))
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--plot", type=Path, nargs="+", metavar="JSON", help="only draw the figures of these JSONs"
+    )
     args = parser.parse_args()
+    if args.plot:
+        for path in args.plot:
+            print(*plot(path))
+        return
     if args.report_only:
         report(args)
         return

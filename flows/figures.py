@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
 
 __all__ = ["plot_finals", "plot_learning_curves"]
 
@@ -69,6 +70,7 @@ def plot_learning_curves(curves: pl.DataFrame, random: pl.DataFrame, path: Path)
             ax.axhline(random_by_task[task], color="grey", linestyle="--", label="random policy")
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("env steps")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 50k, 1.5M: no overlapping digits
         ax.set_ylabel("eval return (IQM, 95% CI)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

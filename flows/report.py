@@ -27,6 +27,7 @@ __all__ = [
     "Report",
     "ReportConfig",
     "build_report",
+    "curve_table",
     "final_scores",
     "main",
     "random_baseline",
@@ -186,8 +187,21 @@ def _curves(infos: Sequence[RunInfo], config: ReportConfig) -> pl.DataFrame:
         steps = evals["env_steps"].to_numpy().astype(np.float64)
         values = evals["return_mean"].to_numpy().astype(np.float64)
         groups.setdefault((info.task, info.variant), []).append((steps, values))
+    return curve_table(groups, config)
+
+
+def curve_table(
+    groups: Mapping[tuple[str, str], Sequence[tuple[np.ndarray, np.ndarray]]],
+    config: ReportConfig = ReportConfig(),
+) -> pl.DataFrame:
+    """IQM learning curves with bootstrap bands from the evaluation curves of each (task,
+    variant): ``groups[(task, variant)]`` holds one ``(env_steps [P], returns [P])`` per run, steps
+    increasing. Returns the ``curves`` table of `Report` (task, variant, env_steps, iqm, low,
+    high, n_seeds); `figures.plot_learning_curves` draws it."""
     rows = []
     for (task, variant), curves in sorted(groups.items()):
+        if not curves:
+            continue
         # Runs evaluate at slightly different env steps (episodes end at different times), so
         # each curve is interpolated onto one evenly spaced grid, as many points as the densest
         # run has, inside the span every run covers (no point is extrapolated).

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from flows.report import ReportConfig, build_report, write_report
+from flows.report import ReportConfig, build_report, curve_table, write_report
 from flows.runs import find_runs, read_metrics, read_run, write_labels, write_results
 from flows.stats import aggregate, curve_band, seeded_global_numpy
 
@@ -215,3 +215,22 @@ def test_curves_of_runs_evaluated_at_different_steps(tmp_path: Path) -> None:
     assert curve["env_steps"].to_list() == [150, 1125, 2100]
     # return = steps / 1000 in both runs, so the interpolated IQM is exact.
     assert curve["iqm"].to_list() == pytest.approx([0.15, 1.125, 2.1])
+
+
+def test_curve_table_from_plain_curves() -> None:
+    """The same alignment from (steps, returns) arrays, as bench/mmsa_lbf.py plots its JSON: the
+    grid stays inside the span every run of a group covers; one run gives a point band."""
+    line = np.array([0.0, 1000.0, 2000.0])
+    groups = {
+        ("task", "b"): [(line + 100, (line + 100) / 1000), (line + 150, (line + 150) / 1000)],
+        ("task", "a"): [(np.array([0.0, 500.0]), np.array([0.2, 0.4]))],
+    }
+    table = curve_table(groups, FAST)
+    b = table.filter(pl.col("variant") == "b").sort("env_steps")
+    assert b["env_steps"].to_list() == [150, 1125, 2100] and set(b["n_seeds"]) == {2}
+    assert b["iqm"].to_list() == pytest.approx([0.15, 1.125, 2.1])
+    a = table.filter(pl.col("variant") == "a").sort("env_steps")
+    assert a["env_steps"].to_list() == [0, 500] and a["iqm"].to_list() == pytest.approx([0.2, 0.4])
+    assert a["low"].to_list() == a["iqm"].to_list() == a["high"].to_list()
+    assert table["variant"].to_list()[0] == "a"  # groups in sorted order
+    assert curve_table({}, FAST).is_empty()
