@@ -82,7 +82,7 @@ class TrainConfig:
     retain_freed_memory: bool = True
     """Keep freed host memory in the process (glibc `mallopt`, `mmsa_marl_core.host_memory`)
     instead of mapping large tensors afresh at every update: same results, MMSA's CPU update
-    5-15% faster. Process-wide; no effect off glibc or when `MALLOC_MMAP_THRESHOLD_` or
+    5-10% faster. Process-wide; no effect off glibc or when `MALLOC_MMAP_THRESHOLD_` or
     `MALLOC_TRIM_THRESHOLD_` is set."""
 
     def __post_init__(self) -> None:

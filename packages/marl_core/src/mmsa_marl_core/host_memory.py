@@ -6,7 +6,7 @@ An MMSA update allocates and frees hundreds of tensors of 1-5 MiB (the all-actio
 ``[M, N, A, 64]``, the world model over every row of the batch), and with those defaults the CPU
 page-faulted many of them in again at every update: in `bench/mmsa_throughput.py` on a 2-core
 machine, about 22,000 minor faults and 33 ms of kernel time per update, against about 2,000 and
-4 ms with the thresholds raised. The update is then 5-15% faster; what is computed is unchanged,
+4 ms with the thresholds raised. The update is then 5-10% faster; what is computed is unchanged,
 only where its memory comes from.
 
 `retain_freed_memory` sets, through `mallopt`:
