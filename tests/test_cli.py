@@ -114,6 +114,23 @@ def test_train_evaluate_resume_smoke(tmp_path, capsys):
     assert info["env_steps"] >= 180 and info["config"]["algo_config"]["agent_hidden"] == 8
     assert main(["train", *TINY, "--run-dir", str(run_dir)]) == 2  # exists, no --resume
     assert "pass resume=True" in capsys.readouterr().err
+    assert info["torch_threads"] == 1  # the default of --threads
+
+
+def test_threads_option_sets_and_records_torch_threads(tmp_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", *TINY, "--threads", "2", "--run-dir", str(tmp_path / "r")]) == 0
+        assert torch.get_num_threads() == 2
+        assert json.loads((tmp_path / "r" / "run.json").read_text())["torch_threads"] == 2
+    finally:
+        torch.set_num_threads(before)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["train", *TINY, "--threads", "0"])
+    assert "--threads: '0' is not a positive integer" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # listing every backend imports jax for smax (~25 s here)

@@ -142,6 +142,7 @@ def train(
             "versions": versions(spec),
             "git_commit": git_commit(),
             "device": str(device),
+            "torch_threads": torch.get_num_threads(),
             "host_memory_retained": retained,
             "status": "running",
             "started": now(),
