@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=1,
         help="torch intra-op threads (default 1: the small MARL networks run fastest on one; "
-        "MMSA's CPU update is ~1.5x faster on 2)",
+        "MMSA's CPU update is ~1.6x faster on 2)",
     )
     tr.add_argument(
         "--ablation",
