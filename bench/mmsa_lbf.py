@@ -280,7 +280,8 @@ def plot(results: Path) -> list[Path]:
     from flows.figures import plot_finals, plot_learning_curves
     from flows.report import curve_table
 
-    data = json.loads(Path(results).read_text())
+    results = Path(results)
+    data = json.loads(results.read_text())
     groups: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
     for cell in data["cells"].values():
         for run in cell["runs"].values():
@@ -293,7 +294,6 @@ def plot(results: Path) -> list[Path]:
         {"task": list(randoms), "return_mean": list(randoms.values())},
         schema={"task": pl.String, "return_mean": pl.Float64},
     )
-    results = Path(results)
     paths = [plot_learning_curves(curve_table(groups), random, results.with_suffix(".png"))]
     table = data.get("ablations_at_equal_steps") or {}
     if len(table.get("variants") or {}) > 1:
