@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
         "MMSA's CPU update is ~1.6x faster on 2)",
     )
     tr.add_argument(
+        "--reproducible",
+        action="store_true",
+        help="pin CPU kernels and threads: the same numbers on any x86-64 CPU (slower; CPU "
+        "only; same as reproducible=true)",
+    )
+    tr.add_argument(
         "--ablation",
         choices=("none", "no_wm", "no_sale", "no_klb", "no_gs"),
         help="MMSA ablation (same as algo_config.ablation=...; only with --algo mmsa)",
@@ -194,6 +200,8 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         base = DEFAULT_PRESET
         print("mmsa train: no --env/--config given, using the embedded default preset")
     overrides = list(args.overrides)
+    if getattr(args, "reproducible", False):
+        overrides.append("reproducible=true")
     if args.ablation is not None:
         if args.algo != "mmsa":
             raise ValueError(
@@ -216,7 +224,8 @@ def _train_command(args: argparse.Namespace) -> int:
     ablation = getattr(config.algo_config, "ablation", "none")
     label = config.algo if ablation in (None, "none") else f"{config.algo}-{ablation}"
     run_dir = args.run_dir or default_run_dir(config.env, config.algo, config.seed, label=label)
-    device = resolve_device(args.device)
+    reproducible = getattr(config, "reproducible", False)
+    device = "cpu" if reproducible and args.device == "auto" else resolve_device(args.device)
     print(f"mmsa train: {config.algo} on {config.env}, {config.steps} steps, seed {config.seed}, "
           f"device {device} -> {run_dir}", flush=True)  # fmt: skip
     result = run_train(

@@ -149,10 +149,30 @@ def train_run(
     `task`/`variant` name the run's groups in reports (default: env id and algo).
     `torch_threads` sets torch's intra-op threads for this process (None: leave it): the small
     networks of MARL run fastest on one thread, and runs side by side then do not oversubscribe.
+    A `reproducible` config trains on the CPU in a fresh process whose kernels are pinned
+    (`mmsa_marl_core.reproducible.run_pinned`), unless this one already is.
     """
     import torch
 
     from mmsa_marl_core import train
+    from mmsa_marl_core.reproducible import run_pinned, unpinned_settings
+
+    if getattr(config, "reproducible", False):
+        device = "cpu" if device == "auto" else device
+        if unpinned_settings():
+            return run_pinned(
+                train_run,
+                config,
+                run_dir,
+                device=device,
+                resume=resume,
+                progress=progress,
+                tensorboard=tensorboard,
+                task=task,
+                variant=variant,
+                torch_threads=1,
+            )
+        torch_threads = 1
 
     from .tensorboard import TensorBoardLogger
 
@@ -197,6 +217,19 @@ def run_evaluation(
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory: it has no run.json")
+    if _is_reproducible(run_dir):
+        from mmsa_marl_core.reproducible import run_pinned, unpinned_settings
+
+        device = "cpu" if device == "auto" else device
+        if unpinned_settings():
+            return run_pinned(
+                run_evaluation,
+                run_dir,
+                episodes=episodes,
+                device=device,
+                checkpoint=checkpoint,
+                out=out,
+            )
     metrics = evaluate(
         run_dir, episodes=episodes, device=choose_device(device), checkpoint=checkpoint
     )
@@ -208,3 +241,13 @@ def run_evaluation(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(record, indent=2) + "\n")
     return dict(metrics)
+
+
+def _is_reproducible(run_dir: Path) -> bool:
+    """Whether the run in `run_dir` was trained in reproducible mode (its run.json says so):
+    its evaluation then runs pinned too, so that it reproduces as well."""
+    try:
+        meta = json.loads((Path(run_dir) / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool((meta.get("config") or {}).get("reproducible", False))

@@ -84,6 +84,12 @@ class TrainConfig:
     instead of mapping large tensors afresh at every update: same results, MMSA's CPU update
     5-10% faster. Process-wide; no effect off glibc or when `MALLOC_MMAP_THRESHOLD_` or
     `MALLOC_TRIM_THRESHOLD_` is set."""
+    reproducible: bool = False
+    """Pin the CPU kernel paths and threads so that this config gives the same numbers on any
+    x86-64 CPU, not only on this machine (`mmsa_marl_core.reproducible`: ATen's default
+    kernels, MKL's COMPATIBLE branch, one thread). The pins must be in place before torch
+    loads: `mmsa train`, the flows and the DVC stages start a pinned process for such a run;
+    `train` itself refuses to run unpinned. CPU only; slower (see the README's figure)."""
 
     def __post_init__(self) -> None:
         entry = get_algo(self.algo)

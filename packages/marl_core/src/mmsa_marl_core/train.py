@@ -49,6 +49,7 @@ from .host_memory import retain_freed_memory
 from .learner import Learner, get_algo
 from .metrics import JsonlMetrics, MetricsLogger
 from .precision import update_precision
+from .reproducible import kernel_settings, require_pinned
 from .resume import (
     Progress,
     checkpoint_payload,
@@ -97,6 +98,8 @@ def train(
     readable checkpoint in `run_dir/checkpoints` (or starts fresh when there is none).
     """
     run_dir, device = Path(run_dir), torch.device(device)
+    if config.reproducible:
+        require_pinned(device)
     ckpt_dir = run_dir / "checkpoints"
     if not resume and (list_checkpoints(ckpt_dir) or (run_dir / "metrics.jsonl").exists()):
         raise FileExistsError(
@@ -143,6 +146,7 @@ def train(
             "git_commit": git_commit(),
             "device": str(device),
             "torch_threads": torch.get_num_threads(),
+            "cpu_kernels": kernel_settings(),
             "host_memory_retained": retained,
             "status": "running",
             "started": now(),
