@@ -58,6 +58,9 @@ def test_dvc_repro_then_nothing_to_do(tmp_path: Path) -> None:
     for algo in ("qmix", "vdn"):
         meta = json.loads((out / "runs" / "dummy" / algo / "seed0" / "run.json").read_text())
         assert meta["status"] == "finished" and meta["env_steps"] >= 200
+        # The ci profile trains in reproducible mode: pinned kernels, one thread.
+        assert meta["config"]["reproducible"] is True
+        assert meta["cpu_kernels"]["aten_cpu_capability"] == "DEFAULT"
         evaluation = json.loads((out / "eval" / "dummy" / algo / "seed0.json").read_text())
         assert evaluation["episodes"] == 8
     summary = pl.read_parquet(out / "report" / "summary.parquet")
