@@ -8,6 +8,10 @@ stratified-bootstrap 95% interval (rliable, through `flows.stats.aggregate`). Ru
 and skipped once finished (same machinery as `bench/mmsa_lbf.py`).
 
     .venv/bin/python bench/mmsa_ablations.py     # -> bench/results/mmsa_ablations.json
+    # an A/B of MMSAConfig fields (JSON values), applied to every mmsa variant:
+    .venv/bin/python bench/mmsa_ablations.py --updates-per-episode 2 --variants mmsa \
+        --set agent_head='"residual"' --set encoder_update_interval=10 \
+        --runs-dir /tmp/mmsa_ab/runs/residual --out /tmp/mmsa_ab/residual.json
     # the full method in mixed precision (TrainConfig.precision="bf16"), same seeds:
     .venv/bin/python bench/mmsa_ablations.py --precision bf16 --variants mmsa qmix \
         --runs-dir runs/bench_mmsa_ablations_bf16 --out bench/results/mmsa_ablations_bf16.json
@@ -63,7 +67,7 @@ def run_config(args: argparse.Namespace, variant: str, seed: int) -> dict[str, A
         "epsilon_anneal_steps": 3_000,
     }
     if algo == "mmsa":
-        algo_config |= SMALL_MMSA | {"ablation": ablation or "none"}
+        algo_config |= SMALL_MMSA | {"ablation": ablation or "none"} | dict(args.set)
     return {
         "env": args.env,
         "algo": algo,
@@ -119,7 +123,8 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "env": args.env,
         "command": "python bench/mmsa_ablations.py "
         f"--steps {args.steps} --updates-per-episode {args.updates_per_episode} "
-        f"--seeds {' '.join(map(str, args.seeds))} --precision {args.precision}",
+        f"--seeds {' '.join(map(str, args.seeds))} --precision {args.precision}"
+        + "".join(f" --set {k}='{json.dumps(v)}'" for k, v in args.set),
         "example_config": run_config(args, "mmsa", args.seeds[0]),
         "random_policy_return": random_return(args.env),
         "machine": {
@@ -137,6 +142,17 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    """`FIELD=JSON` -> (field, value); a nested field (world_model) replaces the whole dict."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--set {text!r}: expected FIELD=JSON")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"--set {text!r}: {err}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default=ENV)
@@ -148,6 +164,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_ablations.json"))
     parser.add_argument(
         "--precision", default="fp32", choices=("fp32", "bf16"), help="TrainConfig.precision"
+    )
+    parser.add_argument(
+        "--set",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help="an MMSAConfig field for every mmsa variant, e.g. agent_head='\"residual\"'",
     )
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()

@@ -231,7 +231,8 @@ def test_no_klb_gives_plain_kl_gradient(dummy_spec, random_episodes):
 
 
 def test_target_update_copies_networks_and_syncs_encoders(dummy_spec, random_episodes):
-    learner = _learner(dummy_spec, target_update_interval=3)
+    # encoder_update_interval=0: the fixed encoder moves with the targets (TD7's coupling).
+    learner = _learner(dummy_spec, target_update_interval=3, encoder_update_interval=0)
     batch = _batch(dummy_spec, random_episodes)
     assert learner.encoders is not None
     fixed_before = copy.deepcopy(learner.encoders.fixed.state_dict())
@@ -251,6 +252,60 @@ def test_target_update_copies_networks_and_syncs_encoders(dummy_spec, random_epi
     online = learner.encoders.online.state_dict()
     assert all(torch.equal(fixed[k], online[k]) for k in online)
     assert not all(torch.equal(fixed[k], online_before_sync[k]) for k in online)
+
+
+def test_encoder_refresh_has_its_own_cadence(dummy_spec, random_episodes):
+    learner = _learner(dummy_spec, target_update_interval=3, encoder_update_interval=2)
+    batch = _batch(dummy_spec, random_episodes)
+    assert learner.encoders is not None
+    enc = learner.encoders
+    initial = copy.deepcopy(enc.fixed.state_dict())
+
+    def same(a, b):
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    ages = [learner.update(batch)["fixed_encoder_age"]]
+    ages.append(learner.update(batch)["fixed_encoder_age"])
+    # Update 2 refreshed fixed <- online; the fixed target and the agent targets did not move.
+    online_at_2 = copy.deepcopy(enc.online.state_dict())
+    assert same(enc.fixed.state_dict(), online_at_2)
+    assert same(enc.fixed_target.state_dict(), initial)
+    assert not torch.equal(learner.agent.gru.weight_hh, learner.target_agent.gru.weight_hh)
+    ages.append(learner.update(batch)["fixed_encoder_age"])
+    # Update 3 is a target update: fixed_target <- fixed (the encoder the agent was trained on),
+    # the fixed copy stays until the next refresh.
+    assert same(enc.fixed_target.state_dict(), online_at_2)
+    assert same(enc.fixed.state_dict(), online_at_2)
+    assert torch.equal(learner.agent.gru.weight_hh, learner.target_agent.gru.weight_hh)
+    ages.append(learner.update(batch)["fixed_encoder_age"])
+    assert same(enc.fixed.state_dict(), enc.online.state_dict())
+    # Updates since the last refresh, read before each update's own refresh.
+    assert ages == [0.0, 1.0, 0.0, 1.0]
+    assert learner.state_dict()["encoder_refreshed_at"] == 4
+
+
+def test_residual_head_starts_as_the_linear_agent(dummy_spec, random_episodes):
+    learner = _learner(dummy_spec, agent_head="residual")
+    assert learner.agent.linear_head is not None
+    assert torch.equal(
+        learner.agent.head[-1].weight, torch.zeros_like(learner.agent.head[-1].weight)
+    )
+    metrics = learner.update(_batch(dummy_spec, random_episodes))
+    # Both parts of the head learn from the first update: the zero last layer gets a gradient.
+    assert metrics["grad_norm_q_head"] > 0.0 and metrics["grad_norm_q_linear"] > 0.0
+    assert learner.agent.head[-1].weight.abs().sum() > 0
+
+
+def test_imagination_warmup_gives_a_zero_rollout_code(dummy_spec, random_episodes):
+    learner = _learner(dummy_spec, imagination_warmup_updates=2)
+    batch = _batch(dummy_spec, random_episodes)
+    assert learner.rollout_encoder is not None
+    for _ in range(2):
+        metrics = learner.update(batch)
+        assert metrics["rollout_code_abs"] == 0.0
+        assert metrics["loss_wm_kl"] > 0.0  # the world model trains during the warm-up
+        assert all(p.grad is None or not p.grad.any() for p in learner.rollout_encoder.parameters())
+    assert learner.update(batch)["rollout_code_abs"] > 0.0
 
 
 def test_state_dict_round_trip_continues_identically(dummy_spec, random_episodes):
@@ -290,6 +345,15 @@ def test_diagnostics_are_logged_every_k_updates(dummy_spec, random_episodes):
         assert f"diag_state_err_k{k}" in second and f"diag_state_copy_err_k{k}" in second
     assert second["diag_kl_per_step_mean"] >= 0.0
     assert 0.0 <= second["diag_collapse_y"] <= 1.0
+    # The fixed encoder's embedding on the batch: spread > 0, effective rank in [1, Z].
+    assert second["diag_zs_spread"] > 0.0
+    assert 1.0 <= second["diag_zs_erank"] <= SMALL.zs_dim
+    assert "diag_zs_spread" not in first
+    # The Q head's gradient norm is logged at every update.
+    assert first["grad_norm_q_head"] > 0.0 and second["grad_norm_q_head"] > 0.0
+    # Without the world model the embedding diagnostics remain.
+    no_wm = _learner(dummy_spec, ablation="no_wm", diagnostics_every=1).update(batch)
+    assert "diag_zs_erank" in no_wm and not any(k.startswith("diag_state") for k in no_wm)
 
 
 def test_config_rejects_bad_values(dummy_spec):
@@ -299,6 +363,12 @@ def test_config_rejects_bad_values(dummy_spec):
         MMSAConfig(b_kl=-1.0)
     with pytest.raises(ValueError, match="obs_agent_id"):
         MMSAConfig(obs_agent_id=False)
+    with pytest.raises(ValueError, match="agent_head='mlp'"):
+        MMSAConfig(agent_head="mlp")
+    with pytest.raises(ValueError, match="encoder_update_interval"):
+        MMSAConfig(encoder_update_interval=-1)
+    with pytest.raises(ValueError, match="imagination_warmup_updates"):
+        MMSAConfig(imagination_warmup_updates=True)
     with pytest.raises(ValueError, match="discrete"):
         MMSALearner(dataclasses.replace(dummy_spec, action_kind="continuous"), SMALL, "cpu")
 

@@ -6,14 +6,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmsa_marl_core.sale_agent import SALEAgent, agent_inputs, all_actions, masked_greedy
+from mmsa_marl_core.sale_agent import (
+    SALEAgent,
+    agent_inputs,
+    all_actions,
+    embedding_stats,
+    masked_greedy,
+    q_of_action,
+)
 from mmsa_sale import Encoder
 
 T, B, N, OBS, A, Z, H = 5, 4, 3, 7, 6, 8, 10
 IN = OBS + A + N
 
 
-def make(use_sale: bool = True) -> tuple[SALEAgent, Encoder]:
+def make(use_sale: bool = True, head: str = "sale") -> tuple[SALEAgent, Encoder]:
     torch.manual_seed(0)
     agent = SALEAgent(
         input_dim=IN,
@@ -23,6 +30,7 @@ def make(use_sale: bool = True) -> tuple[SALEAgent, Encoder]:
         phi_dim=9,
         head_hidden=11,
         use_sale=use_sale,
+        head=head,
     )
     return agent, Encoder(IN, A, zs_dim=Z, hidden=12)
 
@@ -122,3 +130,51 @@ def test_sale_head_requires_an_encoder_and_checks_sizes() -> None:
 def test_all_actions_is_identity() -> None:
     eye = all_actions(A, torch.zeros(1, dtype=torch.float64))
     assert eye.dtype == torch.float64 and torch.equal(eye, torch.eye(A, dtype=torch.float64))
+
+
+def test_residual_head_starts_as_the_linear_agent_and_adds_the_sale_head() -> None:
+    agent, encoder = make(head="residual")
+    assert agent.linear_head is not None
+    x = torch.randn(T, B, N, IN)
+    hidden = agent.unroll(x)
+    # The SALE head's last layer starts at zero: Q is QMIX's Linear(h) exactly.
+    q = agent.q_values(x, hidden, encoder)
+    torch.testing.assert_close(q, agent.linear_head(hidden))
+    # With a non-zero SALE head: Linear(h)[a] + head([zs, zsa(a), phi(a)]) for each action.
+    torch.nn.init.normal_(agent.head[-1].weight)
+    q = agent.q_values(x, hidden, encoder)
+    zs = encoder.zs(x)
+    for a in range(A):
+        onehot = F.one_hot(torch.full((T, B, N), a), A).float()
+        assert agent.phi is not None
+        sale = agent.head(
+            torch.cat([zs, encoder.zsa(zs, onehot), agent.phi(hidden, onehot)], dim=-1)
+        )
+        expected = agent.linear_head(hidden)[..., a] + sale.squeeze(-1)
+        torch.testing.assert_close(q[..., a], expected, rtol=1e-5, atol=1e-5)
+    # The one-action path agrees with the all-actions pass.
+    action = torch.randint(A, (T, B, N))
+    one = q_of_action(agent, x.flatten(0, 1), hidden.flatten(0, 1), action.flatten(0, 1), encoder)
+    torch.testing.assert_close(
+        one, q.flatten(0, 1).gather(-1, action.flatten(0, 1).unsqueeze(-1)).squeeze(-1)
+    )
+    with pytest.raises(ValueError, match="head='mlp'"):
+        SALEAgent(input_dim=IN, n_actions=A, head="mlp")
+
+
+def test_embedding_stats_spread_and_effective_rank() -> None:
+    torch.manual_seed(0)
+    # Every sample on one line through the mean: effective rank 1.
+    line = torch.randn(200, 1) * torch.randn(1, Z)
+    _, erank = embedding_stats(line)
+    assert float(erank) == pytest.approx(1.0, abs=1e-3)
+    # Isotropic samples: rank near Z, spread near the per-dimension std.
+    iso = 2.0 * torch.randn(5000, Z)
+    spread, erank = embedding_stats(iso)
+    assert float(spread) == pytest.approx(2.0, rel=0.05)
+    assert Z - 0.5 < float(erank) <= Z
+    # Identical samples: no spread.
+    spread, _ = embedding_stats(torch.ones(10, Z))
+    assert float(spread) == 0.0
+    with pytest.raises(ValueError, match="M >= 2"):
+        embedding_stats(torch.ones(1, Z))

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from mmsa_worldmodel import WorldModelConfig
 
 from .q_learner import QLearnerConfig
+from .sale_agent import HEADS
 
 __all__ = ["ABLATIONS", "AblationSwitches", "MMSAConfig"]
 
@@ -71,6 +72,18 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
     """Size of `phi^oa = AvgL1Norm(Linear([h, onehot(a)]))`."""
     head_hidden: int = 64
     """Width of the two hidden ELU layers of the Q head over `[z^o, z^oa, phi^oa]` (TD7 critic)."""
+    agent_head: str = "sale"
+    """How `Q_i` reads its inputs (`sale_agent.HEADS`): `sale` is the SALE head alone,
+    `Q_i(a) = head([z^o, z^oa(a), phi^oa(a)])`; `residual` adds QMIX's per-action read-out of the
+    recurrent state, `Q_i(a) = Linear(h)[a] + head([z^o, z^oa(a), phi^oa(a)])`, with the SALE
+    head's last layer initialised at zero, so the agent starts as the PyMARL agent and the SALE
+    head learns a correction. No effect in no_sale (`Q = Linear(h)`)."""
+    encoder_update_interval: int = 0
+    """Applied updates between two refreshes of the fixed encoder (`fixed <- online`); 0 refreshes
+    it at every target update (`target_update_interval`, TD7's coupling). The fixed-target copy
+    always moves at target updates (`fixed_target <- fixed`, before a refresh due at the same
+    update), so the target agent reads the encoder the online agent was trained on when it was
+    copied. TD7: 250 updates at one update per env step."""
     encoder_lr: float = 3e-4
     """Adam learning rate of the online agent encoder (TD7: 3e-4)."""
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
@@ -81,6 +94,11 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
     """Gradient-norm clip of the world-model and encoder parameters, each group on its own
     (DreamerV2: 100), so their larger gradients never shrink the TD step, whose parameters keep
     `grad_norm_clip` (10)."""
+    imagination_warmup_updates: int = 0
+    """For this many applied updates the mixer reads a zero rollout code (no imagination runs,
+    the rollout GRU gets no gradient) while the world model already trains on its own losses, so
+    early TD targets are not conditioned on rollouts of an untrained model; 0 imagines from the
+    first update."""
     code_dim: int = 32
     """Size `C` of the rollout code `c_t` (the rollout GRU's state)."""
     b_kl: float = 1.0
@@ -100,8 +118,11 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
     (one launch instead of hundreds, or some forty; `imagination_graph`, `acting_graph`). No
     effect on the CPU; False runs both eagerly everywhere."""
     diagnostics_every: int = 200
-    """Every this many updates, log world-model diagnostics (k-step open-loop error, KL per step,
-    posterior collapse) computed on the update's batch before its step; 0 turns them off."""
+    """Every this many updates, log diagnostics computed on the update's batch before its step:
+    world-model k-step open-loop error, KL per step and posterior collapse (`diag_*`), and the
+    spread and effective rank of the fixed encoder's `z^o` (`diag_zs_spread`, `diag_zs_erank`);
+    0 turns them off. The fixed encoder's age and the Q head's gradient norm are logged at
+    every update."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -119,6 +140,16 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"MMSAConfig.{name}={value!r} must be a positive int")
+        if self.agent_head not in HEADS:
+            raise ValueError(
+                f"MMSAConfig.agent_head={self.agent_head!r} must be one of {', '.join(HEADS)}"
+            )
+        value = self.encoder_update_interval
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"MMSAConfig.encoder_update_interval={value!r} must be an int >= 0")
+        value = self.imagination_warmup_updates
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"MMSAConfig.imagination_warmup_updates={value!r} must be an int >= 0")
         for name in ("encoder_lr", "world_model_lr", "world_model_grad_clip"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):

@@ -13,8 +13,15 @@
    bootstraps;
 5. the one loss `L = L_TD + b_kl L_KL + b_rec L_rec + b_sale (L_SALE^agent + L_SALE^world)`, one
    backward pass, per-group gradient-norm clip, one Adam step; every term in the metrics;
-6. every `target_update_interval` applied updates: hard copy online -> target, and TD7's
-   `online -> fixed -> fixed_target` encoder chain.
+6. every `target_update_interval` applied updates: hard copy online -> target and
+   `fixed_target <- fixed`; every `encoder_update_interval` applied updates (0: at the target
+   updates, TD7's coupling) `fixed <- online`: TD7's `online -> fixed -> fixed_target` chain.
+
+Logged next to the losses: `fixed_encoder_age` (applied updates since the fixed encoder was last
+refreshed, at this update, before any refresh), `grad_norm_q_head` (the Q head's gradient norm
+before clipping: the SALE MLP head, or the linear head without SALE; `grad_norm_q_linear` for the
+residual head's linear read-out), and every `diagnostics_every` updates `diag_zs_spread` /
+`diag_zs_erank` (`sale_agent.embedding_stats` of the fixed encoder's `z^o` on the batch).
 
 Ablations are switches of this one learner (`MMSAConfig.ablation`, see `mmsa_config`). The world
 model's share of steps 2-3 and 5 (loss terms, rollout codes, loss groups) is in `mmsa_world`.
@@ -52,7 +59,7 @@ from .mmsa_world import (
 from .optim import RunningMeanStd, grouped_step, scalars
 from .precision import low_precision
 from .rollout import RolloutEncoder
-from .sale_agent import SALEAgent, agent_inputs, q_of_action
+from .sale_agent import SALEAgent, agent_inputs, embedding_stats, q_of_action
 from .td import Rows, masked_argmax, masked_mean, td_metrics, td_targets
 
 __all__ = ["MMSALearner", "KL_TERMS", "REC_TERMS"]
@@ -80,6 +87,7 @@ class MMSALearner:
             phi_dim=cfg.phi_dim,
             head_hidden=cfg.head_hidden,
             use_sale=cfg.use_sale,
+            head=cfg.agent_head,
         )
         self.encoders: FixedEncoders | None = None
         if cfg.use_sale:
@@ -173,6 +181,8 @@ class MMSALearner:
         self.reward_stats = RunningMeanStd()
         self.updates = 0
         self.nonfinite_updates = 0
+        self.encoder_refreshed_at = 0
+        """Value of `updates` at the last `fixed <- online` refresh (0: the initial copy)."""
 
     @property
     def world_model_config(self) -> Any:
@@ -232,9 +242,8 @@ class MMSALearner:
         if cfg.standardise_rewards:
             self.reward_stats.update(real.take(reward))
             reward = self.reward_stats.normalise(reward)
-        if cfg.diagnostics_every and self.world_model is not None:
-            if (self.updates + 1) % cfg.diagnostics_every == 0:
-                metrics.update(self.diagnostics(batch))
+        if cfg.diagnostics_every and (self.updates + 1) % cfg.diagnostics_every == 0:
+            metrics.update(self.diagnostics(batch))
 
         # --- 1. agents (DESIGN 4.1): the GRU over every row; the SALE head reads the fixed
         # encoder copy (TD7). Rows without a real observation (padding) are skipped.
@@ -262,11 +271,15 @@ class MMSALearner:
             assert self.target_rollout_encoder is not None and self.imagination is not None
             terms, wm_metrics, posterior = world_model_terms(self.world_model, batch, real_mask)
             metrics.update(wm_metrics)
-            code, target_code = rollout_code_pair(
-                posterior, rows, self.imagination, hidden, last_action, greedy,
-                (self.rollout_encoder, self.target_rollout_encoder),
-                first_action_from_data=cfg.first_action_from_data,
-            )  # fmt: skip
+            if self.updates < cfg.imagination_warmup_updates:  # warm-up: a zero rollout code
+                code = x.new_zeros(*x.shape[:2], cfg.code_dim)
+                target_code = code
+            else:
+                code, target_code = rollout_code_pair(
+                    posterior, rows, self.imagination, hidden, last_action, greedy,
+                    (self.rollout_encoder, self.target_rollout_encoder),
+                    first_action_from_data=cfg.first_action_from_data,
+                )  # fmt: skip
 
         # --- 4. double-Q TD target: target agent (fixed-target encoder), target mixer
         state = batch.state if cfg.use_global_state else batch.state[..., :0]
@@ -308,12 +321,17 @@ class MMSALearner:
             + cfg.b_sale * groups["sale_loss"]
         )
         applied, norms = self._step(loss)
+        head_norms = self._head_grad_norms(norms["td"]) if applied else {}
 
         # --- 6. targets and the TD7 encoder chain
+        age = float(self.updates - self.encoder_refreshed_at)
         if applied:
             self.updates += 1
             if self.updates % cfg.target_update_interval == 0:
                 self.update_targets()
+            interval = cfg.encoder_update_interval or cfg.target_update_interval
+            if self.updates % interval == 0:
+                self.refresh_encoder()
         else:
             self.nonfinite_updates += 1
 
@@ -325,7 +343,10 @@ class MMSALearner:
             **td_metrics(td_error, q_tot, targets, mask),
             "skipped": 0.0 if applied else 1.0,
             **{f"grad_norm_{k}": v for k, v in norms.items()},
+            **head_norms,
         }
+        if self.encoders is not None:
+            values["fixed_encoder_age"] = age
         if code is not None:
             values["rollout_code_abs"] = code.detach().abs().mean()
         metrics.update(scalars(values))  # one device sync for all of them
@@ -336,16 +357,47 @@ class MMSALearner:
         skipped (gradients cleared) when the loss or a gradient norm is NaN/inf."""
         return grouped_step(loss, self.optimizer, self._groups)
 
+    def _head_grad_norms(self, td_norm: float) -> dict[str, Tensor]:
+        """Gradient norms of the Q head's parameters before the TD group's clip (the clip
+        scaled them by `min(1, clip / (norm + 1e-6))`, as `clip_grad_norm_` does)."""
+        scale = min(1.0, self.config.grad_norm_clip / (td_norm + 1e-6))
+        parts = {"grad_norm_q_head": self.agent.head, "grad_norm_q_linear": self.agent.linear_head}
+        out = {}
+        for name, module in parts.items():
+            params = [] if module is None else list(module.parameters())
+            grads = [p.grad.flatten() for p in params if p.grad is not None]
+            if grads and len(grads) == len(params):
+                out[name] = torch.linalg.vector_norm(torch.cat(grads)) / scale
+        return out
+
     def update_targets(self) -> None:
-        """Hard copy online -> target (QMIX) and TD7's encoder chain online -> fixed -> target."""
+        """Hard copy online -> target (QMIX) and `fixed_target <- fixed`; with
+        `encoder_update_interval=0`, `refresh_encoder` follows at the same update (TD7's chain
+        online -> fixed -> fixed_target, the target taking the old fixed weights)."""
         for name, module in self.target.items():
             module.load_state_dict(self.online[name].state_dict())
         if self.encoders is not None:
-            self.encoders.sync()
+            self.encoders.fixed_target.load_state_dict(self.encoders.fixed.state_dict())
+
+    def refresh_encoder(self) -> None:
+        """`fixed <- online`: the agents' SALE inputs move to the trained encoder."""
+        if self.encoders is not None:
+            self.encoders.fixed.load_state_dict(self.encoders.online.state_dict())
+            self.encoder_refreshed_at = self.updates
 
     def diagnostics(self, batch: Batch) -> dict[str, float]:
-        """World-model diagnostics on `batch` (`mmsa_world.world_model_diagnostics`); {} without."""
-        return {} if self.world_model is None else world_model_diagnostics(self.world_model, batch)
+        """World-model diagnostics on `batch` (`mmsa_world.world_model_diagnostics`) and the
+        spread / effective rank of the fixed encoder's `z^o` on its real rows; {} without either."""
+        out = {} if self.world_model is None else world_model_diagnostics(self.world_model, batch)
+        if self.encoders is not None:
+            with torch.no_grad():
+                real = torch.cat([batch.mask[:1] > 0, batch.mask > 0])  # rows with a real obs
+                last_action = onehot_last_actions(batch.action, self.spec.n_actions)
+                x = agent_inputs(batch.obs, last_action)[real]  # [M, N, In]
+                if x.shape[0] * x.shape[1] >= 2:
+                    spread, erank = embedding_stats(self.encoders.fixed.zs(x).flatten(0, 1))
+                    out["diag_zs_spread"], out["diag_zs_erank"] = float(spread), float(erank)
+        return out
 
     # ================================================================== resume
     def state_dict(self) -> dict[str, Any]:
@@ -356,6 +408,7 @@ class MMSALearner:
             "reward_stats": self.reward_stats.state_dict(),
             "updates": self.updates,
             "nonfinite_updates": self.nonfinite_updates,
+            "encoder_refreshed_at": self.encoder_refreshed_at,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -375,6 +428,11 @@ class MMSALearner:
         self.reward_stats.load_state_dict(state_dict["reward_stats"])
         self.updates = int(state_dict["updates"])
         self.nonfinite_updates = int(state_dict["nonfinite_updates"])
+        # Checkpoints from before the decoupled refresh: refreshes happened at target updates.
+        interval = self.config.encoder_update_interval or self.config.target_update_interval
+        self.encoder_refreshed_at = int(
+            state_dict.get("encoder_refreshed_at", self.updates - self.updates % interval)
+        )
 
     @classmethod
     def build(cls, spec: EnvSpec, config: MMSAConfig, device: torch.device) -> Learner:

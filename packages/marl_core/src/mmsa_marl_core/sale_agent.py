@@ -7,7 +7,14 @@ DESIGN.md 4.1 (paper, Figure 1; SALE from TD7). Per agent ``i`` at time ``t`` th
     z^o      = f(x)                                     mmsa_sale ``Encoder.zs`` (ends in AvgL1Norm)
     z^oa(a)  = g(z^o, onehot(a))                        mmsa_sale ``Encoder.zsa``
     phi^oa(a)= AvgL1Norm(Linear([h, onehot(a)]))        mmsa_sale ``Phi``
-    Q_i(a)   = head([z^o, z^oa(a), phi^oa(a)])
+    Q_i(a)   = head([z^o, z^oa(a), phi^oa(a)])              head="sale"
+    Q_i(a)   = Linear(h)[a] + head([z^o, z^oa(a), phi^oa(a)])  head="residual"
+
+The residual form (``head="residual"``) adds QMIX's per-action linear read-out of ``h`` to the
+SALE head and starts the SALE head's last layer at zero, so the agent starts as the PyMARL RNN
+agent and the SALE head learns a correction from ``[z^o, z^oa, phi^oa]`` (see the package README,
+"how this reads the paper"). For a general action vector ``a`` (the continuous critic) the linear
+term is ``<Linear(h), a>``, which is ``Linear(h)[a]`` for a one-hot ``a``.
 
 Every action is evaluated in one pass as a ``[..., N, A, F]`` tensor: no Python loop over agents
 or actions. The encoder is *passed in* rather than owned: the learner keeps TD7's three copies
@@ -33,7 +40,18 @@ from mmsa_sale import Encoder, Phi
 
 from .td import gather_actions
 
-__all__ = ["SALEAgent", "agent_inputs", "all_actions", "masked_greedy", "q_of_action"]
+__all__ = [
+    "HEADS",
+    "SALEAgent",
+    "agent_inputs",
+    "all_actions",
+    "embedding_stats",
+    "masked_greedy",
+    "q_of_action",
+]
+
+HEADS = ("sale", "residual")
+"""Allowed values of ``SALEAgent(head=...)`` (and of ``MMSAConfig.agent_head``)."""
 
 
 def agent_inputs(obs: Tensor, last_action: Tensor) -> Tensor:
@@ -76,6 +94,8 @@ class SALEAgent(nn.Module):
         phi_dim: size of ``phi^oa``.
         head_hidden: width of the two hidden layers of the Q head.
         use_sale: False gives the No-SALE agent ``Q = Linear(h)``.
+        head: ``"sale"`` (the SALE head alone) or ``"residual"`` (``Linear(h)[a]`` plus the SALE
+            head, whose last layer starts at zero); ignored without SALE.
     """
 
     def __init__(
@@ -88,8 +108,11 @@ class SALEAgent(nn.Module):
         phi_dim: int = 64,
         head_hidden: int = 64,
         use_sale: bool = True,
+        head: str = "sale",
     ) -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head={head!r} must be one of {', '.join(HEADS)}")
         for name, value in [
             ("input_dim", input_dim),
             ("n_actions", n_actions),
@@ -105,10 +128,12 @@ class SALEAgent(nn.Module):
         self.hidden_dim = hidden_dim
         self.zs_dim = zs_dim
         self.use_sale = use_sale
+        self.head_kind = head if use_sale else "linear"
         self.mlp = nn.Sequential(nn.Linear(input_dim, hidden_dim), nn.ReLU())
         self.gru = nn.GRUCell(hidden_dim, hidden_dim)
         self.phi: Phi | None
         self.head: nn.Module
+        self.linear_head: nn.Linear | None = None
         if use_sale:
             self.phi = Phi(hidden_dim, n_actions, phi_dim)
             # TD7's critic body: ELU layers over [embedding, zsa, zs].
@@ -119,6 +144,13 @@ class SALEAgent(nn.Module):
                 nn.ELU(),
                 nn.Linear(head_hidden, 1),
             )
+            if head == "residual":
+                # QMIX's read-out of h; the SALE head starts as a zero correction to it.
+                self.linear_head = nn.Linear(hidden_dim, n_actions)
+                last = self.head[-1]
+                assert isinstance(last, nn.Linear)
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
         else:
             self.phi = None
             self.head = nn.Linear(hidden_dim, n_actions)
@@ -176,7 +208,12 @@ class SALEAgent(nn.Module):
         w_zs, w_zsa, w_phi = first.weight.split([self.zs_dim, self.zs_dim, phi.shape[-1]], 1)
         pre = F.linear(zsa, w_zsa, first.bias) + F.linear(phi, w_phi)
         pre = pre + F.linear(zs, w_zs)
-        return head[1:](pre).squeeze(-1)
+        q = head[1:](pre).squeeze(-1)
+        if self.linear_head is not None:
+            # <Linear(h), a> for each candidate: Linear(h)[a] for one-hot actions.
+            base = self.linear_head(hidden).unsqueeze(-2)  # [..., 1, A]
+            q = q + (base * actions.to(base.dtype)).sum(-1)
+        return q
 
     def q_values(self, inputs: Tensor, hidden: Tensor, encoder: Encoder | None) -> Tensor:
         """Q of every discrete action: inputs ``[..., In]``, hidden ``[..., H]`` -> ``[..., A]``."""
@@ -201,3 +238,21 @@ def q_of_action(
         return gather_actions(agent.q_values(x, hidden, None), action)
     onehot = F.one_hot(action, agent.n_actions).to(x.dtype).unsqueeze(-2)  # [M, N, 1, A]
     return agent.action_values(x, hidden, onehot, encoder).squeeze(-1)
+
+
+def embedding_stats(z: Tensor) -> tuple[Tensor, Tensor]:
+    """Spread and effective rank of embeddings ``z [M, Z]`` (rows are samples).
+
+    spread: the standard deviation over samples, averaged over the ``Z`` dimensions (for an
+    AvgL1Norm'd ``z^o`` each row has mean ``|z|`` of 1, so this is relative to the scale);
+    effective rank: ``exp(entropy(s / sum(s)))`` of the singular values ``s`` of the centred
+    ``z`` (Roy & Vetterli 2007), between 1 (every sample on one line) and ``min(M, Z)``.
+    """
+    if z.dim() != 2 or z.shape[0] < 2:
+        raise ValueError(f"z {tuple(z.shape)} must be [M >= 2, Z]")
+    z = z.float()
+    spread = z.std(dim=0).mean()
+    s = torch.linalg.svdvals(z - z.mean(dim=0, keepdim=True))
+    p = s / s.sum().clamp(min=1e-12)
+    erank = torch.exp(-(p * torch.log(p.clamp(min=1e-12))).sum())
+    return spread, erank
