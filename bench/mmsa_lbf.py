@@ -14,6 +14,7 @@ pointwise bootstrap 95% band, the random policy dashed), and with ablations
     # background, resumable (same command to continue):
     nohup .venv/bin/python bench/mmsa_lbf.py > runs/mmsa_lbf.log 2>&1 &
     .venv/bin/python bench/mmsa_lbf.py --report-only     # rewrite the JSON from what finished
+    .venv/bin/python bench/mmsa_lbf.py --set agent_head='"sale"' ...  # an MMSAConfig field A/B
     .venv/bin/python bench/mmsa_lbf.py --plot bench/results/mmsa_lbf_2m.json  # figures of a JSON
 """
 
@@ -61,6 +62,7 @@ def run_config(args: argparse.Namespace, env: str, variant: str, seed: int) -> d
     }
     if algo == "mmsa":
         algo_config["ablation"] = ablation or "none"
+        algo_config |= dict(args.set)
     return {
         "env": env,
         "algo": algo,
@@ -233,6 +235,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
                 f"--workers {args.workers}",
                 f"--runs-dir {args.runs_dir}",
                 f"--out {args.out}",
+                *(f"--set {k}='{json.dumps(v)}'" for k, v in args.set),
             ]
         ),
         "train_wall_s_all_runs": round(
@@ -314,6 +317,17 @@ def plot(results: Path) -> list[Path]:
     return paths
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    """`FIELD=JSON` -> (field, value); a nested field (world_model) replaces the whole dict."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--set {text!r}: expected FIELD=JSON")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"--set {text!r}: {err}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=500_000, help="env steps per run")
@@ -335,6 +349,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/bench_mmsa_lbf"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_lbf.json"))
+    parser.add_argument(
+        "--set",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help="an MMSAConfig field for every mmsa variant, e.g. agent_head='\"sale\"'",
+    )
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument(
         "--plot", type=Path, nargs="+", metavar="JSON", help="only draw the figures of these JSONs"

@@ -72,12 +72,15 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
     """Size of `phi^oa = AvgL1Norm(Linear([h, onehot(a)]))`."""
     head_hidden: int = 64
     """Width of the two hidden ELU layers of the Q head over `[z^o, z^oa, phi^oa]` (TD7 critic)."""
-    agent_head: str = "sale"
-    """How `Q_i` reads its inputs (`sale_agent.HEADS`): `sale` is the SALE head alone,
-    `Q_i(a) = head([z^o, z^oa(a), phi^oa(a)])`; `residual` adds QMIX's per-action read-out of the
-    recurrent state, `Q_i(a) = Linear(h)[a] + head([z^o, z^oa(a), phi^oa(a)])`, with the SALE
-    head's last layer initialised at zero, so the agent starts as the PyMARL agent and the SALE
-    head learns a correction. No effect in no_sale (`Q = Linear(h)`)."""
+    agent_head: str = "residual"
+    """How `Q_i` reads its inputs (`sale_agent.HEADS`): `residual` (default) is QMIX's per-action
+    read-out of the recurrent state plus the SALE head,
+    `Q_i(a) = Linear(h)[a] + head([z^o, z^oa(a), phi^oa(a)])`, the SALE head's last layer
+    initialised at zero, so the agent starts as the PyMARL agent and the SALE head learns a
+    correction; `sale` is the SALE head alone, `Q_i(a) = head([z^o, z^oa(a), phi^oa(a)])` (TD7's
+    critic, no per-action output weights), which learns more slowly per update (package README,
+    "MMSA learner: measurements"). No effect in no_sale (`Q = Linear(h)`); discrete learner
+    only (the continuous critic keeps the SALE head)."""
     encoder_update_interval: int = 0
     """Applied updates between two refreshes of the fixed encoder (`fixed <- online`); 0 refreshes
     it at every target update (`target_update_interval`, TD7's coupling). The fixed-target copy
