@@ -116,3 +116,41 @@ def test_context_manager_closes() -> None:
     with env:
         pass
     assert closed == [True]
+
+
+def _layout(**kw: object) -> object:
+    from mmsa_envs import EntityLayout
+
+    base: dict[str, object] = dict(
+        own=((6, 7),), n_allies=2, ally_start=0, ally_dim=1, n_enemies=2, enemy_start=2,
+        enemy_dim=2, attack_actions=(4, 5),
+    )  # fmt: skip
+    base.update(kw)
+    return EntityLayout(**base)  # type: ignore[arg-type]
+
+
+def test_entity_layout_fits_the_spec_and_is_plain_data() -> None:
+    import json
+
+    layout = _layout()
+    spec = _spec(entities=layout)
+    assert spec.entities is layout and layout.own_indices == (6,) and layout.own_dim == 1
+    assert json.loads(json.dumps(dict(layout)))["attack_actions"] == [4, 5]
+    assert _spec().entities is None
+
+
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"attack_actions": (4,)}, "2 distinct"),
+        ({"attack_actions": (4, 4)}, "2 distinct"),
+        ({"attack_actions": (4, 6)}, r"lie in \[0, 5\]"),
+        ({"enemy_start": 1}, "overlap"),
+        ({"own": ((6, 8),)}, "reaches index 8 > O=7"),
+        ({"n_enemies": 0, "attack_actions": ()}, "n_enemies must be >= 1"),
+        ({"own": ((3, 3),)}, "start < stop"),
+    ],
+)
+def test_entity_layout_rejects_what_does_not_fit(kw: dict[str, object], needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        _spec(entities=_layout(**kw))

@@ -8,7 +8,7 @@ import mmsa_envs.testing
 
 def test_public_names() -> None:
     assert sorted(mmsa_envs.__all__) == sorted([
-        "ActionKind", "DummyEnv", "EnvSpec", "MissingBackendError", "MultiAgentEnv",
+        "ActionKind", "DummyEnv", "EntityLayout", "EnvSpec", "MissingBackendError", "MultiAgentEnv",
         "SMAXVectorEnv", "Step", "UnknownEnvError", "VecStep", "VectorEnv", "backends",
         "check_env", "episode_seed", "make", "make_vector_env", "registered",
     ])  # fmt: skip

@@ -114,3 +114,59 @@ def test_bad_ids_and_fake_arguments() -> None:
         make("smacv2:protos_5_vs_5", env_factory=FakeStarCraftCapabilityEnv)
     with pytest.raises(TypeError, match="obs_everything"):
         make("smacv2:protoss_5_vs_5", env_factory=FakeStarCraftCapabilityEnv, obs_everything=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "unit"),  # smacv2: enemy/ally = 4 + health + shield (protoss) + 3 unit-type bits
+    [("protoss_5_vs_5", 9), ("terran_5_vs_5", 8), ("zerg_10_vs_10", 8)],
+)
+def test_entity_layout_follows_smacv2s_documented_order(name: str, unit: int) -> None:
+    """smacv2's `get_obs_agent` order: move (4), enemies, allies, own (health, shield, unit
+    type, position); the attack actions come after no-op, stop and the four moves."""
+    env = SMACv2Env(name, env_factory=FakeStarCraftCapabilityEnv)
+    n = env.spec.n_agents
+    shield = unit - 8
+    own = 1 + shield + 3 + 2  # obs_own_pos is on in smacv2's configs
+    layout = env.spec.entities
+    assert layout is not None
+    assert (layout.n_enemies, layout.enemy_start, layout.enemy_dim) == (n, 4, unit)
+    assert (layout.n_allies, layout.ally_start, layout.ally_dim) == (n - 1, 4 + n * unit, unit)
+    assert layout.own == ((0, 4), (4 + (2 * n - 1) * unit, env.spec.obs_dim))
+    assert layout.own_dim == 4 + own and env.spec.obs_dim == 4 + (2 * n - 1) * unit + own
+    assert layout.attack_actions == tuple(range(6, 6 + n))
+    assert dict(layout)["attack_actions"] == layout.attack_actions  # plain data for run.json
+
+
+def test_entity_layout_reads_the_fakes_units() -> None:
+    """Against the fake's hidden state: each enemy block starts with that enemy's attack flag
+    and holds its health, each ally block the other ally's, the own block the agent's."""
+    env = SMACv2Env("protoss_5_vs_5", env_factory=FakeStarCraftCapabilityEnv, seed=1)
+    fake, layout = env._env, env.spec.entities
+    assert layout is not None
+    n, m, checked = env.spec.n_agents, layout.n_enemies, 0
+    step, rng = env.reset(), np.random.default_rng(0)
+    for _ in range(30):
+        for i in range(n):
+            obs = step.obs[i]
+            if fake.health[i] <= 0:
+                continue
+            np.testing.assert_array_equal(obs[0:4], step.avail_actions[i, 2:6])
+            own = obs[list(layout.own_indices)]
+            assert own[4] == np.float32(fake.health[i] / fake.health_max[i])
+            allies = [k for k in range(n) if k != i]
+            for e in range(m):
+                block = obs[layout.enemy_start + e * layout.enemy_dim :][: layout.enemy_dim]
+                assert block[0] == step.avail_actions[i, layout.attack_actions[e]]
+                if block.any():
+                    assert block[4] == np.float32(fake.health[n + e] / fake.health_max[n + e])
+                    checked += 1
+            for k, j in enumerate(allies):
+                block = obs[layout.ally_start + k * layout.ally_dim :][: layout.ally_dim]
+                if block.any():
+                    assert block[4] == np.float32(fake.health[j] / fake.health_max[j])
+                    checked += 1
+        acts = [rng.choice(np.flatnonzero(row)) for row in step.avail_actions]
+        step = env.step(np.array(acts, np.int64))
+        if step.done:
+            step = env.reset()
+    assert checked > 0

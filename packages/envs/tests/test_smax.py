@@ -139,3 +139,57 @@ def test_vector_rejects_bad_actions(vector: SMAXVectorEnv) -> None:
         vector.step(acts[:2])
     with pytest.raises(ValueError, match="smax:<map> ids only"):
         SMAXVectorEnv("lbf:Foraging-8x8-2p-2f-v3", 2)
+
+
+@pytest.mark.parametrize("env_name", ["smacv2_5", "three_m"])
+def test_entity_layout_reads_the_units_smax_observes(
+    env_name: str, request: pytest.FixtureRequest
+) -> None:
+    """Each ally/enemy block holds that unit's relative position and type, the own block the
+    agent's position, and `attack_actions[e]` is available exactly when enemy e is in range."""
+    env: SMAXEnv = request.getfixturevalue(env_name)
+    layout = env.spec.entities
+    assert layout is not None
+    n, m = env.spec.n_agents, layout.n_enemies
+    assert (layout.n_allies, layout.attack_actions) == (n - 1, tuple(range(5, 5 + m)))
+    inner = env._core.env._env  # JaxMARL's SMAX under the heuristic-enemy wrapper
+    rng = np.random.default_rng(3)
+    step, checked = env.reset(seed=4), 0
+    for _ in range(12):
+        st = env._state.state
+        pos, types = np.asarray(st.unit_positions), np.asarray(st.unit_types)
+        alive = np.asarray(st.unit_alive)
+        for i in range(n):
+            if not alive[i]:
+                continue
+            obs, sight = step.obs[i], float(inner.unit_type_sight_ranges[types[i]])
+            own = obs[list(layout.own_indices)]
+            np.testing.assert_allclose(own[1:3], pos[i] / [inner.map_width, inner.map_height])
+            others = [j for j in range(n) if j != i] + list(range(n, n + m))
+            for k, j in enumerate(others):
+                if k < layout.n_allies:
+                    start = layout.ally_start + k * layout.ally_dim
+                else:
+                    start = layout.enemy_start + (k - layout.n_allies) * layout.enemy_dim
+                block = obs[start : start + layout.enemy_dim]
+                if not (alive[j] and np.linalg.norm(pos[j] - pos[i]) < sight):
+                    assert not block.any()
+                    continue
+                np.testing.assert_allclose(block[1:3], (pos[j] - pos[i]) / sight, atol=1e-5)
+                assert block[7 + types[j]] == 1 and block[7:].sum() == 1
+                checked += 1
+            for e in range(m):
+                in_range = np.linalg.norm(pos[n + e] - pos[i]) < float(
+                    inner.unit_type_attack_ranges[types[i]]
+                )
+                assert step.avail_actions[i, layout.attack_actions[e]] == (
+                    in_range and alive[n + e]
+                )
+        step = env.step(_attack_policy(step.avail_actions, rng))
+        if step.done:
+            step = env.reset(seed=5)
+    assert checked > 0  # some units were in sight, so the blocks were really compared
+
+
+def test_conic_observations_have_no_entity_layout() -> None:
+    assert make("smax:3m", observation_type="conic").spec.entities is None

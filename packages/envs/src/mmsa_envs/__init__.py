@@ -8,7 +8,7 @@
 """
 
 from ._checks import check_env
-from ._core import ActionKind, EnvSpec, MultiAgentEnv, Step
+from ._core import ActionKind, EntityLayout, EnvSpec, MultiAgentEnv, Step
 from ._dummy import DummyEnv
 from ._registry import MissingBackendError, UnknownEnvError, backends, make, registered
 from ._seeding import episode_seed
@@ -19,6 +19,7 @@ from ._vector_factory import make_vector_env
 __all__ = [
     "ActionKind",
     "DummyEnv",
+    "EntityLayout",
     "EnvSpec",
     "MissingBackendError",
     "MultiAgentEnv",

@@ -18,15 +18,128 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["ActionKind", "EnvSpec", "MultiAgentEnv", "Step", "validate_actions"]
+__all__ = ["ActionKind", "EntityLayout", "EnvSpec", "MultiAgentEnv", "Step", "validate_actions"]
 
 ActionKind = Literal["discrete", "continuous"]
+
+
+@dataclass(frozen=True)
+class EntityLayout(Mapping[str, Any]):
+    """Where each entity sits in one agent's observation `[O]`, for entity-based agents (HPN).
+
+    Ally `j` (the `j`-th other ally the agent sees, `j < n_allies`) occupies
+    `obs[ally_start + j * ally_dim : ally_start + (j + 1) * ally_dim]`, enemy `j` likewise from
+    `enemy_start`; the agent's own features are the `own` ranges. Action `attack_actions[j]`
+    attacks enemy `j`; every other action is a "normal" one (no-op, stop, moves). SMACv2 reads::
+
+        [move | enemy 0 | ... | enemy M-1 | ally 0 | ... | ally N-2 | own]
+
+    with `own = ((0, move), (own_start, O))` and `attack_actions = (6, ..., 6 + M - 1)`.
+
+    It is also a read-only mapping of its fields, so run records store it as plain data.
+    """
+
+    own: tuple[tuple[int, int], ...]
+    """Half-open `(start, stop)` observation ranges of the agent's own (non-entity) features,
+    in the order they are read (SMACv2: the move features, then the own-unit features)."""
+    n_allies: int
+    """Allies each agent observes (usually `N - 1`)."""
+    ally_start: int
+    """Observation index where ally 0's features start."""
+    ally_dim: int
+    """Features per ally."""
+    n_enemies: int
+    """Enemies each agent observes."""
+    enemy_start: int
+    """Observation index where enemy 0's features start."""
+    enemy_dim: int
+    """Features per enemy."""
+    attack_actions: tuple[int, ...]
+    """`attack_actions[j]`: the action index that attacks enemy `j` (`n_enemies` of them)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "own", tuple((int(a), int(b)) for a, b in self.own))
+        object.__setattr__(self, "attack_actions", tuple(int(a) for a in self.attack_actions))
+        for name in ("n_allies", "ally_start", "ally_dim", "n_enemies", "enemy_start"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 0:
+                raise ValueError(f"EntityLayout.{name}={value!r} must be an int >= 0")
+        if not isinstance(self.enemy_dim, int | np.integer) or self.enemy_dim < 1:
+            raise ValueError(f"EntityLayout.enemy_dim={self.enemy_dim!r} must be a positive int")
+        if self.n_allies and self.ally_dim < 1:
+            raise ValueError(f"EntityLayout.ally_dim={self.ally_dim!r} must be a positive int")
+        if self.n_enemies < 1:
+            raise ValueError("EntityLayout.n_enemies must be >= 1 (attack actions need enemies)")
+        if len(self.attack_actions) != self.n_enemies or len(set(self.attack_actions)) != len(
+            self.attack_actions
+        ):
+            raise ValueError(
+                f"EntityLayout.attack_actions={self.attack_actions} must be n_enemies="
+                f"{self.n_enemies} distinct action indices"
+            )
+        if any(not 0 <= a < b for a, b in self.own):
+            raise ValueError(f"EntityLayout.own={self.own} must be ranges 0 <= start < stop")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def own_dim(self) -> int:
+        """Number of own features (the total length of the `own` ranges)."""
+        return sum(b - a for a, b in self.own)
+
+    @property
+    def own_indices(self) -> tuple[int, ...]:
+        """Observation indices of the own features, in order."""
+        return tuple(i for a, b in self.own for i in range(a, b))
+
+    @property
+    def ally_stop(self) -> int:
+        return self.ally_start + self.n_allies * self.ally_dim
+
+    @property
+    def enemy_stop(self) -> int:
+        return self.enemy_start + self.n_enemies * self.enemy_dim
+
+    def check(self, obs_dim: int, n_actions: int, env_id: str = "") -> None:
+        """ValueError unless the blocks fit in `obs_dim`, overlap nowhere, and every attack
+        action is one of `n_actions`."""
+        where = f"{env_id}: " if env_id else ""
+        ranges = [*self.own, (self.enemy_start, self.enemy_stop)]
+        if self.n_allies:
+            ranges.append((self.ally_start, self.ally_stop))
+        ranges.sort()
+        if ranges[-1][1] > obs_dim:
+            raise ValueError(f"{where}entity layout reaches index {ranges[-1][1]} > O={obs_dim}")
+        for (_, stop), (start, _) in zip(ranges, ranges[1:], strict=False):
+            if start < stop:
+                raise ValueError(f"{where}entity layout blocks overlap: {ranges}")
+        if not all(0 <= a < n_actions for a in self.attack_actions):
+            raise ValueError(
+                f"{where}attack_actions={self.attack_actions} must lie in [0, {n_actions - 1}]"
+            )
+        if len(self.attack_actions) >= n_actions:
+            raise ValueError(f"{where}entity layout leaves no non-attack action")
+
+    # ------------------------------------------------------------------ Mapping
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
 
 
 @dataclass(frozen=True)
@@ -55,6 +168,10 @@ class EnvSpec:
     """Whether `info["battle_won"]` is meaningful at the end of an episode."""
     backend_versions: Mapping[str, str] = field(default_factory=dict)
     """Package name -> version of the backend packages this env runs on."""
+    entities: EntityLayout | None = None
+    """Where allies, enemies and the agent's own features sit in each observation, and which
+    actions attack which enemy (SMAX, SMACv2); None where the observation has no such layout.
+    Entity-based learners (`hpn_qmix`) need it; resume fingerprints leave it out."""
 
     def __post_init__(self) -> None:
         if self.action_kind not in ("discrete", "continuous"):
@@ -79,6 +196,12 @@ class EnvSpec:
                 raise ValueError(
                     f"action bounds of {self.id!r} must have n_actions={self.n_actions} entries"
                 )
+        if self.entities is not None:
+            if not self.discrete:
+                raise ValueError(f"entity layout of {self.id!r} needs discrete actions")
+            if len(set(self.agent_obs_dims)) != 1:
+                raise ValueError(f"entity layout of {self.id!r} needs equal observation sizes")
+            self.entities.check(self.obs_dim, self.n_actions, self.id)
 
     @property
     def discrete(self) -> bool:

@@ -12,6 +12,7 @@ What the adapter adds to the raw env:
 - `info["battle_won"]`, `dead_allies`, `dead_enemies` passed on;
 - SMACv2 returns `terminated=True` at its step limit too; the adapter reports a time-out
   (`info["episode_limit"]`, or the limit reached with both sides alive and no win) as truncation;
+- `spec.entities` from smacv2's own part sizes (`entity_layout`), for entity-based learners;
 - `reset(seed)` cannot seed a StarCraft II episode (smacv2's distributions draw from unseeded
   generators and SC2 is seeded once, at launch, by the `seed` env argument), so
   `reproducible_resets` is False.
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import MissingBackendError, unknown, versions
-from ._core import EnvSpec, MultiAgentEnv, Step
+from ._core import EntityLayout, EnvSpec, MultiAgentEnv, Step
 
 __all__ = [
     "CAPABILITY_CONFIGS",
@@ -35,6 +36,7 @@ __all__ = [
     "INSTALL_HELP",
     "SMACv2Env",
     "capability_config",
+    "entity_layout",
     "list_ids",
     "make_env",
 ]
@@ -131,6 +133,34 @@ def capability_config(race: str, n_units: int, n_enemies: int) -> dict[str, Any]
     return config
 
 
+def entity_layout(env: Any) -> EntityLayout:
+    """The entity layout of a smacv2 observation, from smacv2's own part sizes.
+
+    smacv2 `StarCraft2Env.get_obs_agent` concatenates, in this order, the move features
+    (`get_obs_move_feats_size()`), the enemy features (`get_obs_enemy_feats_size() -> (M, f)`),
+    the ally features (`get_obs_ally_feats_size() -> (N - 1, f)`) and the own features
+    (`get_obs_own_feats_size()`); with `obs_timestep_number` one more value ends the vector,
+    which counts as an own feature here. Action `n_actions_no_attack + e` attacks enemy `e`
+    (for a medivac it heals ally `e` instead; the layout cannot say which units are medivacs).
+    """
+    move = int(env.get_obs_move_feats_size())
+    n_enemies, enemy_dim = (int(v) for v in env.get_obs_enemy_feats_size())
+    n_allies, ally_dim = (int(v) for v in env.get_obs_ally_feats_size())
+    own_start = move + n_enemies * enemy_dim + n_allies * ally_dim
+    obs_size = int(env.get_obs_size())
+    first_attack = int(env.n_actions_no_attack)
+    return EntityLayout(
+        own=tuple(r for r in ((0, move), (own_start, obs_size)) if r[1] > r[0]),
+        n_allies=n_allies,
+        ally_start=move + n_enemies * enemy_dim,
+        ally_dim=ally_dim,
+        n_enemies=n_enemies,
+        enemy_start=move,
+        enemy_dim=enemy_dim,
+        attack_actions=tuple(range(first_attack, first_attack + n_enemies)),
+    )
+
+
 def list_ids() -> list[str]:
     return [f"{race}_{n}_vs_{n}" for race in RACES for n in SIZES]
 
@@ -192,6 +222,7 @@ class SMACv2Env(MultiAgentEnv):
                 **versions("smacv2", "pysc2", "mmsa-envs"),
                 "env_factory": getattr(env_factory, "__qualname__", backend),
             },
+            entities=entity_layout(self._env),
         )
 
     def _observe(self, reward: float, terminated: bool, truncated: bool, info: Any) -> Step:

@@ -18,6 +18,8 @@ What the adapter adds to the raw env:
 - SMAX marks one `dones["__all__"]` for both kinds of end: an end with one side wiped out is
   termination, an end by the step limit is truncation. SMAX checks its limit before counting
   the step, so `max_steps=100` ends on the 101st step; `spec.episode_limit` is that true length.
+- `spec.entities`: where allies, enemies and own features sit in each observation (see
+  `entity_layout`), for entity-based learners such as HPN-QMIX;
 - episodes are seeded: `reset(seed)` starts from `jax.random.PRNGKey(seed)`, split once for the
   reset and then once per step (the same chain `SMAXVectorEnv` uses per row).
 """
@@ -30,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from ._backend import require, unknown, versions
-from ._core import EnvSpec, MultiAgentEnv, Step
+from ._core import EntityLayout, EnvSpec, MultiAgentEnv, Step
 
-__all__ = ["SMAXCore", "SMAXEnv", "core", "list_ids", "make_env"]
+__all__ = ["SMAXCore", "SMAXEnv", "core", "entity_layout", "list_ids", "make_env"]
 
 EXTRA = "smax"
 SMACV2_LIKE = ("smacv2_5_units", "smacv2_10_units", "smacv2_20_units")
@@ -45,6 +47,34 @@ def list_ids() -> list[str]:
 
 def make_env(name: str, **kwargs: Any) -> SMAXEnv:
     return SMAXEnv(name, **kwargs)
+
+
+def entity_layout(smax_env: Any) -> EntityLayout | None:
+    """The entity layout of an ally's observation in JaxMARL's `SMAX` (`unit_list` observations;
+    None for `conic` ones, whose slots hold whichever units fall in each sector).
+
+    JaxMARL `SMAX.get_obs_unit_list`: ally `i` sees the other units in index order, skipping
+    itself, so the `num_allies - 1` other allies come first and the `num_enemies` enemies next,
+    `len(unit_features)` each; `len(own_features)` own features close the vector. Its actions are
+    `num_movement_actions` moves/stop, then action `num_movement_actions + e` attacks enemy `e`
+    (`update_agent_health`: attacked index `action + num_allies - num_movement_actions`).
+    """
+    if smax_env.observation_type != "unit_list":
+        return None
+    n_allies, n_enemies = int(smax_env.num_allies), int(smax_env.num_enemies)
+    unit, own = len(smax_env.unit_features), len(smax_env.own_features)
+    moves = int(smax_env.num_movement_actions)
+    others = (n_allies - 1 + n_enemies) * unit
+    return EntityLayout(
+        own=((others, others + own),),
+        n_allies=n_allies - 1,
+        ally_start=0,
+        ally_dim=unit,
+        n_enemies=n_enemies,
+        enemy_start=(n_allies - 1) * unit,
+        enemy_dim=unit,
+        attack_actions=tuple(range(moves, moves + n_enemies)),
+    )
 
 
 class SMAXCore:
@@ -117,6 +147,7 @@ class SMAXCore:
             episode_limit=int(env.max_steps) + 1,  # SMAX ends on step max_steps + 1
             has_win=True,
             backend_versions=versions("jaxmarl", "jax", "jaxlib", "mmsa-envs"),
+            entities=entity_layout(env._env),
         )
 
     def key(self, seed: int) -> Any:

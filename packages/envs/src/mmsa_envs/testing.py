@@ -6,7 +6,9 @@ keyword arguments; unknown ones raise TypeError), the same methods and the same 
 `reset() -> (obs list, state)`, `step(actions) -> (reward, terminated, info)` with
 `battle_won`, `dead_allies`, `dead_enemies`, `get_obs()` (list of float32 arrays),
 `get_state()`, `get_avail_actions()` (list of 0/1 int lists), `get_env_info()` (`state_shape`,
-`obs_shape`, `cap_shape`, `n_actions`, `n_agents`, `episode_limit`), `close()`. Its action layout
+`obs_shape`, `cap_shape`, `n_actions`, `n_agents`, `episode_limit`), `close()`, and smacv2's
+observation part sizes (`get_obs_move_feats_size`, `get_obs_enemy_feats_size`,
+`get_obs_ally_feats_size`, `get_obs_own_feats_size`, `n_actions_no_attack`). Its action layout
 is SMACv2's (0 no-op for the dead, 1 stop, 2-5 move north/south/east/west, 6+j attack enemy j),
 its episode limit is the 10gen maps' 200 steps, and like SMACv2 it reports the time limit as
 `terminated=True` without `episode_limit` in info (unless `continuing_episode`).
@@ -88,7 +90,8 @@ class FakeStarCraftCapabilityEnv:
         self._exceptions = set(team.get("exception_unit_types", []))
         self._positions = config.get("start_positions", {"p": 0.5})
         self.episode_limit = _LIMIT
-        self.n_actions = 6 + self.n_enemies
+        self.n_actions_no_attack = 6  # no-op, stop, 4 moves (smacv2 without conic_fov)
+        self.n_actions = self.n_actions_no_attack + self.n_enemies
         self.rng = np.random.default_rng(args["seed"])  # SC2 is seeded once, at launch
         self.shield_bits = 1 if self.race == "P" else 0
         self.unit_type_bits = len(self.unit_types)
@@ -98,10 +101,28 @@ class FakeStarCraftCapabilityEnv:
         self._new_episode()
 
     # ------------------------------------------------------------------ sizes
+    # smacv2's StarCraft2Env (reached through the wrapper's __getattr__) sizes the four parts
+    # of an observation, in the order `get_obs_agent` concatenates them: move, enemy, ally, own.
+    def get_obs_move_feats_size(self) -> int:
+        return 4  # can move north, south, east, west (no pathing grid or terrain height)
+
+    def get_obs_enemy_feats_size(self) -> tuple[int, int]:
+        # available_to_attack, distance, relative x, y, health, shield (protoss), unit type
+        return self.n_enemies, 5 + self.shield_bits + self.unit_type_bits
+
+    def get_obs_ally_feats_size(self) -> tuple[int, int]:
+        # visible, distance, relative x, y, health, shield (protoss), unit type
+        return self.n_agents - 1, 5 + self.shield_bits + self.unit_type_bits
+
+    def get_obs_own_feats_size(self) -> int:
+        # health, shield (protoss), unit type, position (obs_own_pos)
+        return 1 + self.shield_bits + self.unit_type_bits + (2 if self.args["obs_own_pos"] else 0)
+
     def get_obs_size(self) -> int:
-        unit = 5 + self.shield_bits + self.unit_type_bits
-        own = 1 + self.shield_bits + self.unit_type_bits + (2 if self.args["obs_own_pos"] else 0)
-        return 4 + self.n_enemies * unit + (self.n_agents - 1) * unit + own
+        (n_en, en), (n_al, al) = self.get_obs_enemy_feats_size(), self.get_obs_ally_feats_size()
+        return (
+            self.get_obs_move_feats_size() + n_en * en + n_al * al + self.get_obs_own_feats_size()
+        )
 
     def get_state_size(self) -> int:
         ally = 4 + self.shield_bits + self.unit_type_bits
