@@ -14,8 +14,11 @@ already holds a finished run (then it only draws it; any MMSA run directory work
     .venv/bin/python bench/mmsa_diagnostics.py --set agent_head='"sale"' --out /tmp/sale
 
 Train lines average over their `log_every` window (`--log-every`, 200 env steps here): the age
-is the mean age over the window's updates, the `diag_*` values the mean of the window's
-diagnostic updates (`diagnostics_every`, every 25 updates here).
+is the mean age over the window's updates. The training loop divides every metric's window sum
+by the window's number of updates, also for the `diag_*` metrics that only the diagnostic
+updates (every `diagnostics_every`, 25 here) report, so the logged `diag_*` values are their
+mean times (diagnostic updates / updates) in the window; `diag_means` undoes that from the lines'
+`updates` counters, and the figure and the JSON's `diag_corrected` use the corrected values.
 """
 
 from __future__ import annotations
@@ -64,6 +67,26 @@ def check_config(seed: int, steps: int, upe: float, log_every: int, sets: dict[s
     config = LbfCheck().config(algo, algo="mmsa", seed=seed, steps=steps, updates_per_episode=upe)
     config["log_every"] = log_every
     return config
+
+
+def diag_means(lines: list[dict[str, Any]], every: int) -> list[dict[str, Any]]:
+    """The train lines with each `diag_*` value rescaled to the mean over the window's diagnostic
+    updates: logged value * (updates in the window) / (diagnostic updates in the window), the
+    diagnostic updates being those whose count is a multiple of `every` (no skipped updates)."""
+    out, previous = [], 0
+    for line in lines:
+        if line["kind"] != "train":
+            continue
+        updates = int(line["updates"])
+        n_diag = updates // every - previous // every
+        window = updates - previous
+        fixed = dict(line)
+        for key, value in line.items():
+            if key.startswith("diag_") and n_diag > 0:
+                fixed[key] = value * window / n_diag
+        out.append(fixed)
+        previous = updates
+    return out
 
 
 def draw(lines: list[dict[str, Any]], title: str, png: Path) -> None:
@@ -138,7 +161,9 @@ def main() -> None:
         f"MMSA diagnostics: {cfg.get('env', '?')}, seed {cfg.get('seed', '?')}, "
         f"{lines[-1]['env_steps']} env steps, {lines[-1]['updates']} updates"
     )
-    draw(lines, title, args.out.with_suffix(".png"))
+    every = int(cfg.get("algo_config", {}).get("diagnostics_every", 200))
+    corrected = diag_means(lines, every)
+    draw(corrected + [x for x in lines if x["kind"] == "eval"], title, args.out.with_suffix(".png"))
     out = {
         "benchmark": "mmsa_diagnostics",
         "command": command(),
@@ -149,6 +174,7 @@ def main() -> None:
         "run_dir": str(args.run_dir),
         "config": cfg,
         "metrics": lines,
+        "diag_corrected": corrected,
     }
     args.out.with_suffix(".json").write_text(json.dumps(out, indent=1))
     print(args.out.with_suffix(".png"))
