@@ -8,13 +8,18 @@ when every agent is on target `terminate_after` steps in a row (0 disables early
 learners see both kinds of end. At odd steps agent 0 may not use action 0, which exercises masks.
 
 Default sizes are mutually distinct (N=3, O=7, S=11, A=6, T=5) so a swapped axis fails loudly.
+
+`entities=True` (discrete only) declares an entity layout for entity-based learners: actions
+`2..A-1` "attack" enemies `0..A-3`, enemy `j`'s one feature is observation `2 + j` (the target
+flag of action `2 + j`), the rest (flags of actions 0 and 1, the time) are own features; there
+are no allies. The observations and dynamics are the same.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._core import EnvSpec, MultiAgentEnv, Step
+from ._core import EntityLayout, EnvSpec, MultiAgentEnv, Step
 
 __all__ = ["DummyEnv"]
 
@@ -27,6 +32,7 @@ class DummyEnv(MultiAgentEnv):
         n_actions: int = 6,
         episode_limit: int = 5,
         terminate_after: int = 2,
+        entities: bool = False,
     ) -> None:
         super().__init__()
         if action_kind not in ("discrete", "continuous"):
@@ -36,6 +42,22 @@ class DummyEnv(MultiAgentEnv):
         self._n, self._a, self._limit = n_agents, n_actions, episode_limit
         self._terminate_after = terminate_after
         obs_dim = n_actions + 1
+        if entities and (action_kind != "discrete" or n_actions < 3):
+            raise ValueError("dummy: entities=True needs discrete actions and n_actions >= 3")
+        layout = (
+            EntityLayout(
+                own=((0, 2), (n_actions, obs_dim)),
+                n_allies=0,
+                ally_start=0,
+                ally_dim=0,
+                n_enemies=n_actions - 2,
+                enemy_start=2,
+                enemy_dim=1,
+                attack_actions=tuple(range(2, n_actions)),
+            )
+            if entities
+            else None
+        )
         self.spec = EnvSpec(
             id=f"dummy:{action_kind}",
             n_agents=n_agents,
@@ -47,6 +69,7 @@ class DummyEnv(MultiAgentEnv):
             action_low=(-1.0,) * n_actions if action_kind == "continuous" else None,
             action_high=(1.0,) * n_actions if action_kind == "continuous" else None,
             backend_versions={"mmsa-envs": _own_version()},
+            entities=layout,
         )
         self._offset = 0
         self._time = 0

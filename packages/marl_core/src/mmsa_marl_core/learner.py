@@ -116,6 +116,7 @@ _REGISTRY: dict[str, AlgoEntry] = {}
 # later versions); any other import error propagates.
 _ALGO_MODULES = (
     "mmsa_marl_core.q_learner",
+    "mmsa_marl_core.hpn",
     "mmsa_marl_core.mmsa_learner",
     "mmsa_marl_core.facmac",
     "mmsa_marl_core.mmsa_continuous",
