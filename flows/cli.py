@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,31 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
     return value
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _thread_count(text: str) -> int:
+    """argparse type of --threads: 1 .. the CPU cores this process may run on."""
+    value = _positive_int(text)
+    cores = _available_cores()
+    if value > cores:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is more than the {cores} CPU core(s) this process may use; use 1 to {cores}"
+        )
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose errors are one line: `mmsa train: error: ...`."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def resolve_device(device: str) -> str:
@@ -128,7 +154,7 @@ def list_envs(show_all: bool = False) -> list[str]:
 
 # ---------------------------------------------------------------------- argparse front end
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmsa", description="MMSA: train and evaluate MARL.")
+    parser = _Parser(prog="mmsa", description="MMSA: train and evaluate MARL.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     tr = sub.add_parser("train", help="train an algorithm on an env")
@@ -146,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
     tr.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_thread_count,
         default=1,
         help="torch intra-op threads (default 1: the small MARL networks run fastest on one; "
         "MMSA's CPU update is ~1.6x faster on 2)",
@@ -171,12 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     en = sub.add_parser("envs", help="list env backends and ids")
     en.add_argument("--all", action="store_true", help="list every id")
+
     return parser
 
 
 def train_config_from_args(args: argparse.Namespace) -> Any:
     """The `TrainConfig` of a `mmsa train` command line (see `flows.config` for the layers)."""
-    from mmsa_marl_core.run_info import read_run_json
+    from mmsa_marl_core.run_info import read_run_config
 
     from .config import build_train_config
 
@@ -184,8 +211,11 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     if args.resume:
         if args.run_dir is None:
             raise ValueError("--resume needs --run-dir (the run to continue)")
+        if not args.run_dir.is_dir():
+            what = "is not a directory" if args.run_dir.exists() else "does not exist"
+            raise FileNotFoundError(f"cannot resume {args.run_dir}: it {what}")
         if (args.run_dir / "run.json").exists():
-            base = read_run_json(args.run_dir)["config"]
+            base = read_run_config(args.run_dir)
     if (
         base is None
         and args.config is None
@@ -257,9 +287,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in list_envs(show_all=args.all):
             print(line)
         return 0
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"mmsa {args.command}: error: {err}", file=sys.stderr)
+    except BaseException as err:
+        code = _exit_status(err)
+        if code is None:
+            raise
+        print(f"mmsa {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return code
+
+
+def _exit_status(err: BaseException) -> int | None:
+    """The exit status of an error `main` reports in one line (None: not one of them).
+
+    2: bad input or a refused command (nothing was changed); 1: the run failed (NaN/inf);
+    130 / 143: stopped by SIGINT / SIGTERM (run.json says `interrupted` / `terminated`)."""
+    if isinstance(err, KeyboardInterrupt):
+        return 130
+    if isinstance(err, ValueError | FileNotFoundError | FileExistsError):
         return 2
+    if "mmsa_marl_core" not in sys.modules:  # the errors below come from there
+        return None
+    from mmsa_envs import MissingBackendError
+    from mmsa_marl_core import CheckpointError, NonFiniteLossError
+    from mmsa_marl_core.run_lock import RunLockedError
+    from mmsa_marl_core.train import RunTerminated
+
+    if isinstance(err, RunTerminated):
+        return 143
+    if isinstance(err, CheckpointError | RunLockedError | MissingBackendError):
+        return 2
+    if isinstance(err, NonFiniteLossError):
+        return 1
+    return None
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted (run.json says status 'interrupted'; continue it with --resume)"
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    if type(err).__name__ == "RunTerminated":
+        return f"{text} (run.json says status 'terminated'; continue it with --resume)"
+    return text or type(err).__name__
 
 
 if __name__ == "__main__":

@@ -32,12 +32,16 @@ _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$")
 def load_yaml(path: Path | str) -> dict[str, Any]:
     """A YAML file's top-level mapping (an empty file is an empty config)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config file {path} is a directory; give a YAML file")
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ValueError(f"config file {path} is not valid YAML: {err}") from err
+    except OSError as err:
+        raise ValueError(f"config file {path} is unreadable: {err}") from err
     if data is None:
         return {}
     if not isinstance(data, Mapping):

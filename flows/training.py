@@ -181,17 +181,23 @@ def train_run(
             raise ValueError(f"torch_threads={torch_threads} must be >= 1 (or None)")
         torch.set_num_threads(torch_threads)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_labels(run_dir, task=task or config.env, variant=variant or config.algo)
-    loggers = [TensorBoardLogger(run_dir / "tb")] if tensorboard else []
+    loggers: list[Any] = []
+
+    def start() -> list[Any]:
+        # called by `train` once the run is accepted: a refused command writes nothing
+        write_labels(run_dir, task=task or config.env, variant=variant or config.algo)
+        if tensorboard:
+            loggers.append(TensorBoardLogger(run_dir / "tb"))
+        return loggers
+
     try:
         result = train(
             config,
             run_dir,
             device=choose_device(device),
             resume=resume,
-            loggers=loggers,
             progress=progress,
+            on_start=start,
         )
     finally:
         for logger in loggers:

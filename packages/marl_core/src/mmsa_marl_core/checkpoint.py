@@ -6,7 +6,15 @@ file in the same directory, flushed to disk, then moved into place with `os.repl
 killed at any moment leaves either the old set of checkpoints or the new one, never a torn file.
 
 `checkpoints/step_<env_steps>.pt`; `latest_checkpoint` walks them newest first and falls back
-to the previous one when a file is unreadable, logging which file was skipped and why.
+to the previous one when a file is unreadable (or lacks a key the caller needs), logging which
+file was skipped and why.
+
+Pruning (`keep`) counts only the checkpoints up to the one just written: a `step_N.pt` from
+beyond it cannot be part of this run's history (a resume starts from the newest readable one,
+so every newer file was found unreadable), so it never takes a slot and is never deleted; it is
+left for its owner, and skipped with a warning by every load. A temporary file a killed writer
+left behind (`.step_N.pt.*.tmp`) is removed by `remove_stale_tmp`, which `train` calls once it
+holds the run directory's lock.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +38,13 @@ __all__ = [
     "load_checkpoint",
     "latest_checkpoint",
     "check_fingerprint",
+    "remove_stale_tmp",
 ]
 
 log = logging.getLogger("mmsa_marl_core")
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
+_TMP = re.compile(r"^\.step_\d+\.pt\..+\.tmp$")
 FORMAT_VERSION = 1
 
 
@@ -77,9 +87,29 @@ def save_checkpoint(directory: Path, env_steps: int, payload: Mapping[str, Any],
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(directory)
-    for old in list_checkpoints(directory)[:-keep]:
+    history = [p for p in list_checkpoints(directory) if _step(p) <= env_steps]
+    for old in history[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def _step(path: Path) -> int:
+    m = _NAME.match(path.name)
+    return int(m.group(1)) if m else -1
+
+
+def remove_stale_tmp(directory: Path) -> list[Path]:
+    """Delete the temporary files (`.step_N.pt.*.tmp`) a writer killed mid-save left in
+    `directory`; returns them. Only call it while holding the run directory's lock."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.iterdir() if _TMP.match(p.name) and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d temporary file(s) of interrupted checkpoint writes", len(stale))
+    return stale
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -95,40 +125,53 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load one checkpoint with `weights_only=True`; `CheckpointError` if it is unreadable."""
+def load_checkpoint(
+    path: Path, map_location: str | torch.device = "cpu", required: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Load one checkpoint with `weights_only=True`; `CheckpointError` if it is unreadable or
+    lacks one of the `required` top-level keys."""
     path = Path(path)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many kinds for a torn or foreign file
+        first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
         raise CheckpointError(
-            f"checkpoint {path} is unreadable: {type(err).__name__}: {err}"
+            f"checkpoint {path} is unreadable: {type(err).__name__}: {first}"
         ) from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} is not an mmsa checkpoint of format {FORMAT_VERSION}"
         )
+    missing = [key for key in required if key not in payload]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} is incomplete: it lacks {', '.join(map(repr, missing))}"
+        )
     return payload
 
 
 def latest_checkpoint(
-    directory: Path, map_location: str | torch.device = "cpu"
+    directory: Path, map_location: str | torch.device = "cpu", required: Iterable[str] = ()
 ) -> tuple[Path, dict[str, Any]] | None:
     """The newest readable checkpoint in `directory` (None if there is none at all).
 
-    An unreadable one is skipped with a warning naming it, and the previous one is tried; if
-    every file is unreadable, `CheckpointError` lists them all. Files are never deleted here.
+    An unreadable one is skipped and the previous one is tried; once one loads, a warning names
+    each file skipped and why. If every file is unreadable, `CheckpointError` lists them all
+    (and nothing is logged: the error says it all). Files are never deleted here.
     """
     paths = list_checkpoints(directory)
     errors: list[str] = []
     for path in reversed(paths):
         try:
-            return path, load_checkpoint(path, map_location)
+            payload = load_checkpoint(path, map_location, required)
         except CheckpointError as err:
             errors.append(str(err))
-            log.warning("%s; falling back to the previous checkpoint", err)
+            continue
+        for error in errors:
+            log.warning("%s; falling back to the previous checkpoint", error)
+        return path, payload
     if errors:
-        raise CheckpointError("no readable checkpoint: " + "; ".join(errors))
+        raise CheckpointError(f"{directory} holds no readable checkpoint: " + "; ".join(errors))
     return None
 
 

@@ -9,6 +9,7 @@ config class the algorithm registered (`register_algo(name, factory, config_cls)
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -114,7 +115,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be >= 1")
-        if self.updates_per_episode < 0:
+        if not self.updates_per_episode >= 0:  # NaN too
             raise ConfigError(f"updates_per_episode={self.updates_per_episode!r} must be >= 0")
         if self.max_nonfinite_updates < 0:
             raise ConfigError(f"max_nonfinite_updates={self.max_nonfinite_updates!r} must be >= 0")
@@ -238,6 +239,8 @@ def _check(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise fail("float")
+        if not math.isfinite(value):
+            raise ConfigError(f"config key '{key}': {value!r} is not allowed; use a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

@@ -11,13 +11,21 @@ import torch
 
 from mmsa_envs import make_vector_env
 
-from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    latest_checkpoint,
+    load_checkpoint,
+)
 from .config import config_from_dict
 from .learner import get_algo
-from .run_info import read_run_json
+from .run_info import read_run_config
 from .train import EVAL_SEED_OFFSET, evaluate_policy
 
 __all__ = ["evaluate", "random_return"]
+
+EVAL_KEYS = ("env_steps", "learner")
+"""What `evaluate` reads from a checkpoint; one without them is skipped as incomplete."""
 
 
 def evaluate(
@@ -37,15 +45,20 @@ def evaluate(
     if episodes < 1:
         raise ValueError(f"episodes={episodes} must be >= 1")
     run_dir = Path(run_dir)
-    info = read_run_json(run_dir)
-    config = config_from_dict(info["config"])
+    config = config_from_dict(read_run_config(run_dir))
     if checkpoint is None:
-        found = latest_checkpoint(run_dir / "checkpoints")
+        found = latest_checkpoint(run_dir / "checkpoints", required=EVAL_KEYS)
         if found is None:
             raise CheckpointError(f"{run_dir / 'checkpoints'} holds no checkpoint to evaluate")
         checkpoint, payload = found
     else:
-        payload = load_checkpoint(checkpoint)
+        payload = load_checkpoint(checkpoint, required=EVAL_KEYS)
+    stored_algo = (payload.get("config") or {}).get("algo", config.algo)
+    if stored_algo != config.algo:
+        raise CheckpointMismatchError(
+            f"checkpoint {checkpoint} was written by algo {stored_algo!r}, but "
+            f"{run_dir / 'run.json'} says algo {config.algo!r}"
+        )
     device = torch.device(device)
     with make_vector_env(
         config.env,
@@ -55,7 +68,14 @@ def evaluate(
         processes=config.env_processes,
     ) as envs:
         learner = get_algo(config.algo).factory(envs.spec, config.algo_config, device)
-        learner.load_state_dict(payload["learner"])
+        try:
+            learner.load_state_dict(payload["learner"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            first = next((x.strip() for x in str(err).splitlines() if x.strip()), "")
+            raise CheckpointMismatchError(
+                f"checkpoint {checkpoint} does not fit the {config.algo} learner of "
+                f"{run_dir / 'run.json'}: {type(err).__name__}: {first}"
+            ) from None
         result = evaluate_policy(
             envs, learner, episodes, env_steps=int(payload["env_steps"]),
             rng=np.random.default_rng(config.seed),

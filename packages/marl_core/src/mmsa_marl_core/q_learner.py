@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -81,21 +82,34 @@ class QLearnerConfig:
     """Env steps over which epsilon falls linearly from start to finish."""
 
     def __post_init__(self) -> None:
-        checks = {
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "lr": self.lr > 0,
-            "grad_norm_clip": self.grad_norm_clip > 0,
-            "target_update_interval": self.target_update_interval >= 1,
-            "agent_hidden": self.agent_hidden >= 1,
-            "mixer_embed_dim": self.mixer_embed_dim >= 1,
-            "hypernet_hidden": self.hypernet_hidden >= 1,
-            "epsilon_start": 0.0 <= self.epsilon_start <= 1.0,
-            "epsilon_finish": 0.0 <= self.epsilon_finish <= 1.0,
-            "epsilon_anneal_steps": self.epsilon_anneal_steps >= 0,
+        unit, positive = (0.0, 1.0), (0.0, math.inf)
+        checks = {  # name: (allowed range, whether its lower end is allowed)
+            "gamma": (unit, True),
+            "lr": (positive, False),
+            "adam_eps": (positive, False),
+            "rmsprop_alpha": (unit, True),
+            "rmsprop_eps": (positive, False),
+            "grad_norm_clip": (positive, False),
+            "target_update_interval": ((1, math.inf), True),
+            "agent_hidden": ((1, math.inf), True),
+            "mixer_embed_dim": ((1, math.inf), True),
+            "hypernet_hidden": ((1, math.inf), True),
+            "epsilon_start": (unit, True),
+            "epsilon_finish": (unit, True),
+            "epsilon_anneal_steps": ((0, math.inf), True),
         }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"QLearnerConfig.{name}={getattr(self, name)!r} is out of range")
+        for name, ((low, high), closed) in checks.items():
+            value = getattr(self, name)
+            above = low <= value if closed else low < value
+            if not (math.isfinite(value) and above and value <= high):
+                allowed = (
+                    f"in [{low}, {high}]"
+                    if high != math.inf
+                    else (f">= {low}" if closed else f"> {low}")
+                )
+                raise ValueError(
+                    f"QLearnerConfig.{name}={value!r} is out of range (allowed: {allowed})"
+                )
         if self.optimizer not in ("adam", "rmsprop"):
             raise ValueError(
                 f"QLearnerConfig.optimizer={self.optimizer!r} is not allowed; "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -16,7 +17,16 @@ from typing import Any
 
 from mmsa_envs import EnvSpec
 
-__all__ = ["versions", "git_commit", "spec_to_dict", "write_json_atomic", "read_run_json", "now"]
+__all__ = [
+    "versions",
+    "git_commit",
+    "spec_to_dict",
+    "write_json_atomic",
+    "read_run_json",
+    "read_run_config",
+    "remove_stale_tmp_json",
+    "now",
+]
 
 _DISTS = (
     "mmsa-envs",
@@ -88,9 +98,37 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
         raise
 
 
+_JSON_TMP = re.compile(r"^\.[^/]+\.json\..+\.tmp$")
+
+
+def remove_stale_tmp_json(directory: Path) -> list[Path]:
+    """Delete the temporary files (`.run.json.*.tmp`) that a `write_json_atomic` killed midway
+    left in `directory`; returns them. Only call it while holding the run directory's lock."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.iterdir() if _JSON_TMP.match(p.name) and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def read_run_json(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / "run.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a training run directory")
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path} is unreadable ({type(err).__name__}: {err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a run record: it holds a {type(data).__name__}")
     return data
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """The `config` mapping of a run's `run.json` (a clear error naming the file if it has none)."""
+    config = read_run_json(run_dir).get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{Path(run_dir) / 'run.json'} is not a run record: it has no 'config'")
+    return config

@@ -21,11 +21,15 @@ holds and how it is put back lives in `resume`; this module holds the loop and `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
+import re
+import signal
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,10 +45,11 @@ from .checkpoint import (
     check_fingerprint,
     latest_checkpoint,
     list_checkpoints,
+    remove_stale_tmp,
     save_checkpoint,
 )
 from .collect import AnyVectorEnv, Episodes, run_episodes
-from .config import TrainConfig, config_to_dict
+from .config import ConfigError, TrainConfig, config_to_dict
 from .host_memory import retain_freed_memory
 from .learner import Learner, get_algo
 from .metrics import JsonlMetrics, MetricsLogger
@@ -57,9 +62,27 @@ from .resume import (
     restore_payload,
     run_fingerprint,
 )
-from .run_info import git_commit, now, read_run_json, spec_to_dict, versions, write_json_atomic
+from .run_info import (
+    git_commit,
+    now,
+    read_run_json,
+    remove_stale_tmp_json,
+    spec_to_dict,
+    versions,
+    write_json_atomic,
+)
+from .run_lock import RunLock
 
-__all__ = ["train", "TrainResult", "NonFiniteLossError", "evaluate_policy", "EVAL_SEED_OFFSET"]
+__all__ = [
+    "train",
+    "TrainResult",
+    "NonFiniteLossError",
+    "ResumeError",
+    "RunTerminated",
+    "check_update_budget",
+    "evaluate_policy",
+    "EVAL_SEED_OFFSET",
+]
 
 log = logging.getLogger("mmsa_marl_core")
 
@@ -90,46 +113,49 @@ def train(
     resume: bool = False,
     loggers: Sequence[MetricsLogger] = (),
     progress: bool = True,
+    on_start: Callable[[], Sequence[MetricsLogger]] | None = None,
 ) -> TrainResult:
     """Train `config.algo` on `config.env` into `run_dir` (see the module docstring).
 
     `device` is used as given (resolve 'auto' at the edge). `loggers` receive every metrics
-    line; they belong to the caller, who closes them. `resume=True` continues from the latest
-    readable checkpoint in `run_dir/checkpoints` (or starts fresh when there is none).
+    line; they belong to the caller, who closes them. `resume=True` continues the run in
+    `run_dir` from its latest readable checkpoint; a directory that does not exist or holds no
+    checkpoint is an error (`ResumeError`), never a silent fresh start.
+
+    A command that is refused changes nothing on disk: the config, the env, the budget, the
+    lock and the checkpoint are all checked before the first write. `on_start` is called once
+    the run is accepted, before that first write (the flows write their labels there); the
+    loggers it returns get every metrics line too. One process at a time may write a run
+    directory (`RunLock`; a second gets `RunLockedError`). SIGTERM and SIGINT end the run with
+    `run.json` status `terminated` / `interrupted` (`RunTerminated`, `KeyboardInterrupt`).
+    A checkpoint is never written from parameters that are not finite, nor after updates with a
+    NaN/inf loss since the previous checkpoint (their parameters may have blown up); the
+    final checkpoint of a finished run is always written.
     """
     run_dir, device = Path(run_dir), torch.device(device)
     if config.reproducible:
         require_pinned(device)
     ckpt_dir = run_dir / "checkpoints"
-    if not resume and (list_checkpoints(ckpt_dir) or (run_dir / "metrics.jsonl").exists()):
-        raise FileExistsError(
-            f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, "
-            "or choose another run directory"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_run_dir(run_dir, resume)  # fail fast, before building anything
     retained = config.retain_freed_memory and retain_freed_memory()
 
-    # ------------------------------------------------------------------ build
+    # ------------------------------------------------------------------ build (nothing written)
     entry = get_algo(config.algo)
-    envs = make_vector_env(
-        config.env,
-        config.n_envs,
-        seed=config.seed,
-        env_kwargs=config.env_kwargs,
-        processes=config.env_processes,
-    )
+    envs = _make_envs(config, config.n_envs, config.seed)
     eval_envs: AnyVectorEnv | None = None
     metrics_file: JsonlMetrics | None = None
+    lock = RunLock(run_dir, create=not resume)
+    created = not run_dir.exists()
     run_info: dict[str, Any] = {}
+    started = False
+    previous_sigterm: Any = None
     try:
-        eval_envs = make_vector_env(
-            config.env,
-            min(config.n_envs, config.eval_episodes),
-            seed=config.seed + EVAL_SEED_OFFSET,
-            env_kwargs=config.env_kwargs,
-            processes=config.env_processes,
+        eval_envs = _make_envs(
+            config, min(config.n_envs, config.eval_episodes), config.seed + EVAL_SEED_OFFSET
         )
         spec = envs.spec
+        if not resume:
+            check_update_budget(config, spec)
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         rng = np.random.default_rng(config.seed)
@@ -138,7 +164,31 @@ def train(
         prog = Progress(next_checkpoint=config.checkpoint_every)
         fingerprint = run_fingerprint(config, spec)
 
+        # -------------------------------------------------------------- accept (still read-only)
+        lock.acquire()
+        _check_run_dir(run_dir, resume)  # again, now that no other writer can change it
+        resumed: tuple[Path, dict[str, Any]] | None = None
+        started_at = now()
+        if resume:
+            resumed = latest_checkpoint(ckpt_dir, required=PAYLOAD_KEYS)
+            if resumed is None:  # _check_run_dir saw a checkpoint: it went away since
+                raise ResumeError(f"{ckpt_dir} holds no checkpoint to resume from")
+            path, payload = resumed
+            check_fingerprint(comparable_fingerprint(payload["fingerprint"]), fingerprint, path)
+            prog = restore_payload(payload, learner, buffer, rng, envs, eval_envs, device)
+            if (run_dir / "run.json").exists():
+                started_at = read_run_json(run_dir).get("started", started_at)
+
+        # -------------------------------------------------------------- start writing
+        if threading.current_thread() is threading.main_thread():
+            previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+        remove_stale_tmp(ckpt_dir)
+        remove_stale_tmp_json(run_dir)
+        loggers = [*loggers, *(on_start() if on_start is not None else ())]
         metrics_file = JsonlMetrics(run_dir / "metrics.jsonl")
+        if resumed is not None:
+            metrics_file.truncate(int(resumed[1]["metrics_offset"]))
+            log.info("resumed %s at %d env steps", resumed[0], prog.env_steps)
         run_info = {
             "config": config_to_dict(config) | {"algo": config.algo},
             "env_spec": spec_to_dict(spec),
@@ -149,23 +199,11 @@ def train(
             "cpu_kernels": kernel_settings(),
             "host_memory_retained": retained,
             "status": "running",
-            "started": now(),
+            "started": started_at,
             "finished": None,
             "env_steps": 0,
         }
-        if resume:
-            found = latest_checkpoint(ckpt_dir)
-            if found is None:
-                log.warning("no checkpoint in %s: starting the run from the beginning", ckpt_dir)
-                metrics_file.truncate(0)
-            else:
-                path, payload = found
-                check_fingerprint(comparable_fingerprint(payload["fingerprint"]), fingerprint, path)
-                prog = restore_payload(payload, learner, buffer, rng, envs, eval_envs, device)
-                metrics_file.truncate(int(payload["metrics_offset"]))
-                if (run_dir / "run.json").exists():
-                    run_info["started"] = read_run_json(run_dir).get("started", run_info["started"])
-                log.info("resumed %s at %d env steps", path, prog.env_steps)
+        started = True
         write_json_atomic(run_dir / "run.json", run_info | {"env_steps": prog.env_steps})
 
         def emit(kind: str, metrics: Mapping[str, float]) -> None:
@@ -187,6 +225,8 @@ def train(
             disable=not progress, dynamic_ncols=True, desc=f"{config.algo} {config.env}",
         )  # fmt: skip
         last_eval: dict[str, float] = {}
+        checkpoint: Path | None = resumed[0] if resumed is not None else None
+        nonfinite_at_checkpoint = learner.nonfinite_updates
         tick = time.perf_counter()
         while prog.env_steps < config.steps:
             # ---------------------------------------------------------- collect and store
@@ -216,7 +256,8 @@ def train(
                         raise NonFiniteLossError(
                             f"{learner.nonfinite_updates} updates had a NaN/inf loss or gradient "
                             f"(max_nonfinite_updates={config.max_nonfinite_updates}); stopping at "
-                            f"{prog.env_steps} env steps. Lower the learning rate, enable "
+                            f"{prog.env_steps} env steps; "
+                            f"{_last_good(checkpoint)}. Lower the learning rate, enable "
                             "standardise_rewards, or check the env's rewards."
                         )
 
@@ -248,6 +289,20 @@ def train(
             # ---------------------------------------------------------- checkpoint
             if prog.env_steps >= prog.next_checkpoint or finished:
                 prog.next_checkpoint = _next(prog.env_steps, config.checkpoint_every)
+                bad = _nonfinite_tensors(learner.state_dict())
+                if bad:
+                    raise NonFiniteLossError(
+                        f"the learner's {bad} holds NaN/inf at {prog.env_steps} env steps; not "
+                        f"checkpointed; {_last_good(checkpoint)}. Lower the learning rate."
+                    )
+                if learner.nonfinite_updates > nonfinite_at_checkpoint and not finished:
+                    log.warning(
+                        "no checkpoint at %d env steps: %d update(s) since the last one had a "
+                        "NaN/inf loss or gradient, so the parameters may have blown up",
+                        prog.env_steps, learner.nonfinite_updates - nonfinite_at_checkpoint,
+                    )  # fmt: skip
+                    nonfinite_at_checkpoint = learner.nonfinite_updates
+                    continue
                 now_tick = time.perf_counter()
                 prog.wall_s += now_tick - tick
                 tick = now_tick
@@ -258,6 +313,7 @@ def train(
                 checkpoint = save_checkpoint(
                     ckpt_dir, prog.env_steps, payload, config.keep_checkpoints
                 )
+                nonfinite_at_checkpoint = learner.nonfinite_updates
                 write_json_atomic(run_dir / "run.json", run_info | {"env_steps": prog.env_steps})
         bar.close()
 
@@ -265,7 +321,7 @@ def train(
             last_eval = evaluate_policy(
                 eval_envs, learner, config.eval_episodes, env_steps=prog.env_steps, rng=rng
             )
-            checkpoint = list_checkpoints(ckpt_dir)[-1]
+        assert checkpoint is not None
         run_info |= {"status": "finished", "finished": now(), "env_steps": prog.env_steps}
         write_json_atomic(run_dir / "run.json", run_info)
         return TrainResult(
@@ -278,17 +334,156 @@ def train(
             checkpoint=checkpoint,
         )
     except BaseException as err:
-        if run_info and (run_dir / "run.json").exists():
-            failed = run_info | {"status": "failed", "finished": now()}
-            failed["error"] = f"{type(err).__name__}: {err}"
-            write_json_atomic(run_dir / "run.json", failed)
+        if started:
+            status = (
+                "terminated"
+                if isinstance(err, RunTerminated)
+                else "interrupted"
+                if isinstance(err, KeyboardInterrupt)
+                else "failed"
+            )
+            stopped = run_info | {"status": status, "finished": now()}
+            stopped["env_steps"] = _recorded_steps(run_dir, run_info)
+            stopped["error"] = f"{type(err).__name__}: {err}"
+            write_json_atomic(run_dir / "run.json", stopped)
         raise
     finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         envs.close()
         if eval_envs is not None:
             eval_envs.close()
         if metrics_file is not None:
             metrics_file.close()
+        lock.release()
+        if created and not started:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # the directory this refused command made (only if empty)
+
+
+PAYLOAD_KEYS = (
+    "env_steps",
+    "fingerprint",
+    "progress",
+    "learner",
+    "buffer",
+    "rng",
+    "env_counters",
+    "eval_env_counters",
+    "metrics_offset",
+)
+"""What a resume reads from a checkpoint; one that lacks any of them is skipped as incomplete."""
+
+
+class ResumeError(ValueError):
+    """`resume=True` on a directory that holds no run to continue."""
+
+
+class RunTerminated(BaseException):
+    """SIGTERM arrived while `train` ran (a `BaseException`, like `KeyboardInterrupt`)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise RunTerminated(f"stopped by {signal.Signals(signum).name}")
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse a resume of nothing and a fresh run over an existing one (reads only)."""
+    ckpt_dir = run_dir / "checkpoints"
+    if not resume:
+        if list_checkpoints(ckpt_dir) or (run_dir / "metrics.jsonl").exists():
+            raise FileExistsError(
+                f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, "
+                "or choose another run directory"
+            )
+        if run_dir.exists() and not run_dir.is_dir():
+            raise FileExistsError(f"run directory {run_dir} is a file, not a directory")
+        return
+    if not run_dir.is_dir():
+        raise ResumeError(
+            f"cannot resume {run_dir}: it "
+            f"{'is not a directory' if run_dir.exists() else 'does not exist'}"
+        )
+    if not list_checkpoints(ckpt_dir):
+        held = [n for n in ("run.json", "metrics.jsonl") if (run_dir / n).exists()]
+        what = f"holds {' and '.join(held)} but" if held else "holds no run:"
+        raise ResumeError(
+            f"cannot resume {run_dir}: it {what} no checkpoint (checkpoints/step_*.pt) to "
+            "continue from; nothing was changed. Start afresh in another run directory, or "
+            "delete this one"
+        )
+
+
+def _make_envs(config: TrainConfig, n: int, seed: int) -> AnyVectorEnv:
+    """The run's vector env; env_kwargs the backend does not take are a `ConfigError` by key."""
+    try:
+        return make_vector_env(
+            config.env, n, seed=seed, env_kwargs=config.env_kwargs, processes=config.env_processes
+        )
+    except TypeError as err:
+        if not config.env_kwargs:
+            raise
+        first = next((x.strip() for x in str(err).splitlines() if x.strip()), "")
+        m = re.search(r"unexpected keyword argument '(\w+)'", first)
+        key = f"env_kwargs.{m.group(1)}" if m else "env_kwargs"
+        raise ConfigError(
+            f"config key '{key}': {config.env} does not accept env_kwargs "
+            f"{dict(config.env_kwargs)!r} ({first.split(' was raised from')[0]})"
+        ) from None
+
+
+def check_update_budget(config: TrainConfig, spec: Any) -> None:
+    """`ConfigError` when `config.steps` gives no gradient update at all if the episodes run to
+    their limit: the loop collects `n_envs` episodes per iteration, and updates start once the
+    buffer holds `batch_size` episodes (e.g. FACMAC on a 1000-step MuJoCo task with 2000 steps)."""
+    per_iteration = config.n_envs * spec.episode_limit
+    iterations = math.ceil(config.steps / per_iteration)
+    first = math.ceil(config.batch_size / config.n_envs)  # the first iteration that may update
+    updating = max(0, iterations - first + 1)
+    if int(config.updates_per_episode * config.n_envs * updating) >= 1:
+        return
+    if config.updates_per_episode == 0:
+        raise ConfigError("updates_per_episode=0.0 gives no gradient update; use a value > 0")
+    needed = first - 1 + math.ceil(1 / (config.updates_per_episode * config.n_envs))
+    raise ConfigError(
+        f"steps={config.steps} gives no gradient update on {config.env}: {iterations} "
+        f"iteration(s) of n_envs={config.n_envs} episodes of up to {spec.episode_limit} steps "
+        f"collect {iterations * config.n_envs} episodes, and updates start once the buffer holds "
+        f"batch_size={config.batch_size}; use steps >= {(needed - 1) * per_iteration + 1} or a "
+        "smaller batch_size"
+    )
+
+
+def _nonfinite_tensors(tree: Any, prefix: str = "") -> str:
+    """The dotted name of the first floating tensor in `tree` with a NaN/inf ('' if none)."""
+    if isinstance(tree, torch.Tensor):
+        bad = tree.is_floating_point() and not bool(torch.isfinite(tree).all())
+        return prefix.rstrip(".") if bad else ""
+    if isinstance(tree, Mapping):
+        items: Any = tree.items()
+    elif isinstance(tree, list | tuple):
+        items = enumerate(tree)
+    else:
+        return ""
+    for key, value in items:
+        found = _nonfinite_tensors(value, f"{prefix}{key}.")
+        if found:
+            return found
+    return ""
+
+
+def _last_good(checkpoint: Path | None) -> str:
+    if checkpoint is None:
+        return "no checkpoint was written"
+    return f"the newest checkpoint, {checkpoint}, predates the blow-up"
+
+
+def _recorded_steps(run_dir: Path, run_info: Mapping[str, Any]) -> int:
+    """The env steps `run.json` last recorded (those of the last checkpoint)."""
+    try:
+        return int(read_run_json(run_dir).get("env_steps", run_info.get("env_steps", 0)))
+    except (ValueError, FileNotFoundError):
+        return int(run_info.get("env_steps", 0))
 
 
 def evaluate_policy(
