@@ -180,3 +180,26 @@ def test_greedy_policy_improves_on_dummy(tmp_path):
     evals = read_metrics(tmp_path, "eval")
     assert evals[-1]["return_mean"] > evals[0]["return_mean"] + 0.5
     assert np.isfinite([x["loss"] for x in read_metrics(tmp_path, "train") if "loss" in x]).all()
+
+
+def test_sparse_metrics_are_averaged_over_the_updates_that_report_them(tmp_path):
+    """MMSA reports `diag_zs_erank` every `diagnostics_every` updates only: each train line
+    holds its mean over those updates, not its sum spread over every update of the window
+    (an effective rank lies in [1, zs_dim]; its sum over 2 reports spread over the ~22
+    updates of a window would not)."""
+    zs_dim = 8
+    config = _config(
+        algo="mmsa",
+        steps=360,
+        log_every=120,
+        algo_config=BASE["algo_config"]
+        | {"zs_dim": zs_dim, "sale_hidden": 16, "phi_dim": 8, "code_dim": 4,
+           "diagnostics_every": 10},
+    )  # fmt: skip
+    train(config, tmp_path, progress=False)
+    lines = [x for x in read_metrics(tmp_path) if x["kind"] == "train" and "diag_zs_erank" in x]
+    assert lines, "no train line carried the diagnostics"
+    updates = [0] + [x["updates"] for x in lines]
+    assert min(b - a for a, b in zip(updates, updates[1:], strict=False)) > 20  # per window
+    for line in lines:
+        assert 1.0 <= line["diag_zs_erank"] <= zs_dim, line

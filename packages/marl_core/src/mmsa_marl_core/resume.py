@@ -52,6 +52,9 @@ class Progress:
     returns: list[float] = dataclasses.field(default_factory=list)
     metric_sums: dict[str, float] = dataclasses.field(default_factory=dict)
     metric_count: int = 0
+    metric_counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Updates that reported each metric (a diagnostic may come every k-th update only); a
+    checkpoint written before it existed averages every metric over `metric_count`."""
 
 
 EXECUTION_KEYS = frozenset({"cuda_graphs"})

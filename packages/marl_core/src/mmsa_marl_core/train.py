@@ -250,6 +250,7 @@ def train(
                         metrics = learner.update(batch)
                     for name, value in metrics.items():
                         prog.metric_sums[name] = prog.metric_sums.get(name, 0.0) + value
+                        prog.metric_counts[name] = prog.metric_counts.get(name, 0) + 1
                     prog.metric_count += 1
                     prog.updates += 1
                     if learner.nonfinite_updates > config.max_nonfinite_updates:
@@ -276,6 +277,7 @@ def train(
             if prog.env_steps >= prog.next_log or finished:
                 emit("train", _train_line(prog, learner))
                 prog.returns, prog.metric_sums, prog.metric_count = [], {}, 0
+                prog.metric_counts = {}
                 prog.next_log = _next(prog.env_steps, config.log_every)
 
             # ---------------------------------------------------------- evaluate
@@ -526,8 +528,9 @@ def _next(env_steps: int, every: int) -> int:
 
 
 def _train_line(prog: Progress, learner: Learner) -> dict[str, float]:
-    line: dict[str, float] = {
-        name: total / prog.metric_count for name, total in prog.metric_sums.items()
+    line: dict[str, float] = {  # each metric's mean over the updates that reported it
+        name: total / prog.metric_counts.get(name, prog.metric_count)
+        for name, total in prog.metric_sums.items()
     }
     if prog.returns:
         line["return_mean"] = float(np.mean(prog.returns))
