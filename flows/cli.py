@@ -198,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     en = sub.add_parser("envs", help="list env backends and ids")
     en.add_argument("--all", action="store_true", help="list every id")
 
+    rd = sub.add_parser("render", help="draw a run's greedy policy into a GIF (or MP4)")
+    rd.add_argument("run_dir", type=Path)
+    rd.add_argument("--episodes", type=_positive_int, default=2, help="episodes (default 2)")
+    rd.add_argument("--out", type=Path, default=Path("episode.gif"), help=".gif or .mp4")
+    rd.add_argument("--fps", type=float, default=4.0, help="frames per second (default 4)")
+    rd.add_argument("--device", default="cpu", help="where the policy runs (default cpu)")
     return parser
 
 
@@ -283,6 +289,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "evaluate":
             metrics = run_evaluate(args.run_dir, episodes=args.episodes, device=args.device)
             print(json.dumps(metrics, indent=2))
+            return 0
+        if args.command == "render":
+            from .render import render_run
+
+            shown = render_run(args.run_dir, episodes=args.episodes, out=args.out,
+                               fps=args.fps, device=args.device)  # fmt: skip
+            returns = ", ".join(f"{r:.3f}" for r in shown.returns)
+            print(f"mmsa render: {shown.frames} frames of {shown.episodes} episode(s) "
+                  f"(returns {returns}) from {shown.checkpoint} -> {shown.out}")  # fmt: skip
             return 0
         for line in list_envs(show_all=args.all):
             print(line)

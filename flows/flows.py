@@ -1,4 +1,5 @@
-"""The Prefect flows: mmsa-collect, mmsa-train, mmsa-evaluate, mmsa-ablate, mmsa-report.
+"""The Prefect flows: mmsa-collect, mmsa-train, mmsa-evaluate, mmsa-render, mmsa-ablate,
+mmsa-report.
 
 Each flow is thin: typed parameters (Prefect validates them with pydantic before the flow starts,
 so `steps=-1` or `device="gpu"` fails with a validation error naming the parameter), then tasks
@@ -29,6 +30,7 @@ __all__ = [
     "ablate_flow",
     "collect_flow",
     "evaluate_flow",
+    "render_flow",
     "report_flow",
     "train_flow",
 ]
@@ -125,6 +127,48 @@ def report_task(
     )
     paths = write_report(report, Path(out_dir), title=title)
     return str(paths["markdown"])
+
+
+@task(name="render", cache_policy=NO_CACHE)
+def render_task(
+    run_dir: str, episodes: int, out: str, fps: float, device: str, checkpoint: str | None
+) -> dict[str, Any]:
+    from .render import render_run
+
+    shown = render_run(
+        run_dir, episodes=episodes, out=out, fps=fps, device=device,
+        checkpoint=Path(checkpoint) if checkpoint else None,
+    )  # fmt: skip
+    return {
+        "out": str(shown.out), "frames": shown.frames, "returns": shown.returns,
+        "checkpoint": str(shown.checkpoint),
+    }  # fmt: skip
+
+
+ARTIFACT_IMAGE_BYTES = 4_000_000
+"""A GIF up to this size is embedded in the mmsa-render artifact (a data URI the Prefect UI
+draws); a larger one is named by its path only."""
+
+
+def render_markdown(shown: dict[str, Any], run_dir: str) -> str:
+    """The mmsa-render artifact: the animation itself (a GIF as a data URI) and what it shows."""
+    import base64
+
+    out = Path(shown["out"])
+    returns = ", ".join(f"{r:.3f}" for r in shown["returns"])
+    lines = [
+        f"# Greedy policy of `{run_dir}`",
+        "",
+        f"{len(shown['returns'])} episode(s), returns {returns}; {shown['frames']} frames from "
+        f"`{shown['checkpoint']}`; written to `{out.resolve()}`.",
+        "",
+    ]
+    if out.suffix.lower() == ".gif" and out.stat().st_size <= ARTIFACT_IMAGE_BYTES:
+        data = base64.b64encode(out.read_bytes()).decode("ascii")
+        lines.append(f"![greedy episodes](data:image/gif;base64,{data})")
+    else:
+        lines.append(f"(the animation, {out.stat().st_size} bytes, is not embedded: open the file)")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- flows
@@ -233,6 +277,30 @@ def evaluate_flow(
         description=f"evaluation of {run_dir} over {episodes} episodes",
     )
     return metrics
+
+
+@flow(name="mmsa-render", log_prints=True)
+def render_flow(
+    run_dir: str,
+    episodes: PositiveInt = 2,
+    out: str | None = None,
+    fps: Annotated[float, Field(gt=0)] = 4.0,
+    device: Device = "cpu",
+    checkpoint: str | None = None,
+) -> str:
+    """The greedy policy of a run's latest (or given) checkpoint drawn into a GIF (default
+    `RUN_DIR/episode.gif`), shown in the UI as an artifact."""
+    from .training import choose_device
+
+    target = out or str(Path(run_dir) / "episode.gif")
+    shown = render_task(run_dir, episodes, target, fps, choose_device(device), checkpoint)
+    create_markdown_artifact(
+        key="mmsa-render",
+        markdown=render_markdown(shown, run_dir),
+        description=f"{episodes} greedy episode(s) of {run_dir}",
+    )
+    print(f"{shown['frames']} frames -> {shown['out']}")
+    return str(shown["out"])
 
 
 @flow(name="mmsa-fanout")

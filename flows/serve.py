@@ -54,6 +54,7 @@ DEPLOYMENTS = (
     "mmsa-train/default",
     "mmsa-ablate/lbf-smoke",
     "mmsa-evaluate/default",
+    "mmsa-render/default",
     "mmsa-report/default",
 )
 
@@ -85,7 +86,7 @@ def deployments() -> list[Any]:
     """The served deployments (names in DEPLOYMENTS); parameters given here are only defaults."""
     from prefect.deployments.runner import EntrypointType
 
-    from .flows import ablate_flow, evaluate_flow, report_flow, train_flow
+    from .flows import ablate_flow, evaluate_flow, render_flow, report_flow, train_flow
 
     # Module entrypoints (`flows.flows:train_flow`): the runs import the package normally.
     # A file entrypoint (`flows/flows.py:train_flow`) would make Prefect load flows.py as a
@@ -123,6 +124,11 @@ def deployments() -> list[Any]:
         evaluate_flow.to_deployment(
             name="default",
             description="Greedy evaluation of a run directory (run_dir=...).",
+            entrypoint_type=module,
+        ),
+        render_flow.to_deployment(
+            name="default",
+            description="A GIF of a run's greedy policy (run_dir=...), shown as an artifact.",
             entrypoint_type=module,
         ),
         report_flow.to_deployment(

@@ -3,6 +3,7 @@ to completion through the `prefect` CLI, its outputs and artifacts, and paramete
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from PIL import Image
 
 from flows.serve import DEPLOYMENTS, REPO_ROOT
 from flows.testing import Served, shared_served
@@ -143,7 +145,7 @@ def test_evaluate_collect_and_report_flows(server: Served, tmp_path: Path) -> No
     """The other flows, called in-process against the server (as a script would)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.flows import collect_flow, evaluate_flow, report_flow
+    from flows.flows import collect_flow, evaluate_flow, render_flow, report_flow
     from flows.training import build_config, run_training
 
     tiny = {**TINY, "buffer_size": 64, "checkpoint_every": 100, "eval_every": 100}
@@ -159,11 +161,19 @@ def test_evaluate_collect_and_report_flows(server: Served, tmp_path: Path) -> No
             baselines={"dummy": random_set},
             reps=100,
         )
+        gif = render_flow(run_dir=str(run), episodes=1, device="cpu")
     assert (
         json.loads((run / "evaluation.json").read_text())["return_mean"] == metrics["return_mean"]
     )
     assert random_set.endswith("random.npz") and Path(greedy_set).is_file()
     text = Path(report).read_text()
     assert "## Random policy" in text and "| dummy | vdn | 1 |" in text
-    keys = {a["key"] for a in _api(server, "artifacts/filter", {"limit": 200})}
-    assert {"mmsa-evaluate", "mmsa-collect", "mmsa-report"} <= keys
+    artifacts = _api(server, "artifacts/filter", {"limit": 200})
+    keys = {a["key"] for a in artifacts}
+    assert {"mmsa-evaluate", "mmsa-collect", "mmsa-report", "mmsa-render"} <= keys
+    # the render artifact carries the GIF itself, as the file on disk
+    shown = next(a for a in artifacts if a["key"] == "mmsa-render")["data"]
+    embedded = shown.split("(data:image/gif;base64,")[1].split(")")[0]
+    assert base64.b64decode(embedded) == Path(gif).read_bytes()
+    with Image.open(gif) as img:
+        assert img.n_frames >= 2
