@@ -128,14 +128,25 @@ def run_train(
 
 
 def run_evaluate(run_dir: Path | str, *, episodes: int = 32, device: str = "auto") -> dict:
-    """Greedy evaluation of a run's latest checkpoint."""
-    from mmsa_marl_core import evaluate
+    """Greedy evaluation of a run's latest checkpoint, also written to `RUN_DIR/evaluation.json`
+    (`flows.training.run_evaluation`: pinned kernels for a reproducible run)."""
+    from .training import run_evaluation
 
-    return evaluate(Path(run_dir), episodes=episodes, device=resolve_device(device))
+    return run_evaluation(Path(run_dir), episodes=episodes, device=device)
+
+
+NOT_ON_PYPI = {
+    "smacv2": "not installed (smacv2 is not on PyPI: pip install "
+    "'git+https://github.com/oxwhirl/smacv2', with StarCraft II 4.10 and the SMAC maps)",
+}
+"""Backends whose package no extra of mmsa-envs can install, and how to get them."""
+PATTERNS = {"lbf": "lbf:Foraging-[2s-]<W>x<H>-<P>p-<F>f[-coop]-v3"}
+"""Backends whose ids follow a pattern: `--all` prints it and a few examples, not every id."""
 
 
 def list_envs(show_all: bool = False) -> list[str]:
-    """One line per backend (its ids, or that it is not installed), every id if `show_all`."""
+    """One line per backend (its ids, or how to install it); with `show_all` every id under
+    its backend, or the id pattern and examples where ids follow one."""
     from mmsa_envs import backends, registered
 
     installed = registered(installed_only=True)
@@ -143,13 +154,27 @@ def list_envs(show_all: bool = False) -> list[str]:
     for backend in backends():
         ids = [i for i in installed if i == backend or i.startswith(backend + ":")]
         if not ids:
-            lines.append(f"{backend:<12} not installed (pip install 'mmsa-envs[{backend}]')")
+            hint = NOT_ON_PYPI.get(backend, f"not installed (pip install 'mmsa-envs[{backend}]')")
+            lines.append(f"{backend:<12} {hint}")
             continue
         examples = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
         lines.append(f"{backend:<12} {len(ids):>5} ids  e.g. {examples}")
-        if show_all:
+        if show_all and backend in PATTERNS:
+            lines.append(f"    any id of the form {PATTERNS[backend]}, e.g.")
+            lines.extend(f"    {i}" for i in ids[:6])
+        elif show_all:
             lines.extend(f"    {i}" for i in ids)
     return lines
+
+
+def list_deployments() -> list[str]:
+    """The deployments `make serve` serves (`FLOW/DEPLOYMENT`, what `prefect deployment run`
+    takes) with their descriptions."""
+    from .serve import deployments
+
+    rows = [(f"{d.flow_name}/{d.name}", d.description or "") for d in deployments()]
+    width = max(len(name) for name, _ in rows)
+    return [f"{name:<{width}}  {text}" for name, text in rows]
 
 
 # ---------------------------------------------------------------------- argparse front end
@@ -196,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
 
     en = sub.add_parser("envs", help="list env backends and ids")
-    en.add_argument("--all", action="store_true", help="list every id")
+    en.add_argument("--all", action="store_true", help="list the ids of every backend")
+
+    sub.add_parser("deployments", help="list the Prefect deployments `make serve` serves")
 
     rd = sub.add_parser("render", help="draw a run's greedy policy into a GIF (or MP4)")
     rd.add_argument("run_dir", type=Path)
@@ -289,6 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "evaluate":
             metrics = run_evaluate(args.run_dir, episodes=args.episodes, device=args.device)
             print(json.dumps(metrics, indent=2))
+            print(f"written to {args.run_dir / 'evaluation.json'}", file=sys.stderr)
+            return 0
+        if args.command == "deployments":
+            for line in list_deployments():
+                print(line)
             return 0
         if args.command == "render":
             from .render import render_run

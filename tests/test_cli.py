@@ -88,7 +88,7 @@ def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
     assert main(["train", "--resume"]) == 2
     assert "--resume needs --run-dir" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nothing")]) == 2
-    assert "not a training run directory" in capsys.readouterr().err
+    assert "nothing is not a run directory: it has no run.json" in capsys.readouterr().err
 
 
 def test_train_evaluate_resume_smoke(tmp_path, capsys):
@@ -104,8 +104,12 @@ def test_train_evaluate_resume_smoke(tmp_path, capsys):
     assert lines[-1]["kind"] == "eval"
 
     assert main(["evaluate", str(run_dir), "--episodes", "2", "--device", "cpu"]) == 0
-    metrics = json.loads(capsys.readouterr().out)
+    said = capsys.readouterr()
+    metrics = json.loads(said.out)
     assert metrics["n_episodes"] == 2 and "return_mean" in metrics
+    saved = json.loads((run_dir / "evaluation.json").read_text())  # written, as the flow does
+    assert saved["return_mean"] == metrics["return_mean"] and saved["episodes"] == 2
+    assert "evaluation.json" in said.err
 
     # --resume with a bigger budget reuses the run's stored config (only --steps changes)
     assert main(["train", "--run-dir", str(run_dir), "--resume", "--steps", "180",
@@ -172,3 +176,22 @@ def test_mmsa_on_continuous_actions_builds_the_actor_critic_learner():
     assert isinstance(factory(spec, config.algo_config, torch.device("cpu")), MMSAContinuousLearner)
     discrete = factory(make("dummy").spec, config.algo_config, torch.device("cpu"))
     assert isinstance(discrete, MMSALearner)
+
+
+def test_envs_and_deployments_listings_are_short_and_quiet():
+    from flows.serve import DEPLOYMENTS
+
+    exe = Path(sys.executable).with_name("mmsa")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "flows.cli"]
+    out = subprocess.run([*cmd, "envs", "--all"], capture_output=True, text=True, check=True)
+    lines = out.stdout.splitlines()
+    assert not any("Importing submoduled" in x for x in lines)  # a backend's import chatter
+    assert len(lines) < 80  # LBF's 1921 ids are a pattern and examples, not 1921 lines
+    assert any("Foraging-[2s-]<W>x<H>-<P>p-<F>f[-coop]-v3" in x for x in lines)
+    assert any(x.startswith("    smax:3m") for x in lines)  # other backends: every id
+    smacv2 = [x for x in lines if x.startswith("smacv2")]
+    if smacv2 and "not installed" in smacv2[0]:
+        assert "mmsa-envs[smacv2]" not in smacv2[0] and "git+https://" in smacv2[0]
+    listed = subprocess.run([*cmd, "deployments"], capture_output=True, text=True, check=True)
+    names = [x.split()[0] for x in listed.stdout.splitlines()]
+    assert names == list(DEPLOYMENTS)

@@ -8,11 +8,14 @@ missing backend only fails when used.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.util
+import io
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
 
@@ -48,10 +51,35 @@ def _findable(module: str) -> bool:
         return False
 
 
-def require(module: str, backend: str, extra: str) -> ModuleType:
-    """Import `module` or raise MissingBackendError saying what to install."""
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Drop what is written to stdout meanwhile, at the file-descriptor level (jaxmarl's import
+    also resets `sys.stdout`, so `contextlib.redirect_stdout` alone would not hold)."""
     try:
-        return importlib.import_module(module)
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):  # no fd 1: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def require(module: str, backend: str, extra: str) -> ModuleType:
+    """Import `module` or raise MissingBackendError saying what to install. What the import
+    prints on stdout (jaxmarl announces its submodules there) is dropped: stdout belongs to the
+    caller's output."""
+    try:
+        with _quiet_stdout():
+            return importlib.import_module(module)
     except ImportError as err:
         raise MissingBackendError(
             f"the {backend!r} backend needs the package providing {module!r}, which is not "
