@@ -9,9 +9,9 @@ SALE z 64, H=3). Inputs are random tensors of those shapes: the cost does not de
    at once, without gradient, with a uniform policy over the decoded available actions (what a
    learner's rollout does, minus its agent network).
 3. the same two at torch threads 1 and 2; and a profile of the update's top operators.
-4. `--ablate`: the accuracy behind the README's departures from DESIGN.md. Random-policy episodes
-   of real LBF (`lbf:Foraging-5x5-2p-1f-v3`, 25 steps, through mmsa_envs; 256 to train, 32 held
-   out), 500 updates of 16 episodes, hidden 64 (the learning test's setting), one seed per
+4. `--ablate`: the accuracy behind the README's departures from docs/design.md. Random-policy
+   episodes of real LBF (`lbf:Foraging-5x5-2p-1f-v3`, 25 steps, through mmsa_envs; 256 to train,
+   32 held out), 500 updates of 16 episodes, hidden 64 (the learning test's setting), one seed per
    variant; figure: 1-step open-loop state MSE on the held-out episodes against copying `s_t`.
 
 Reported figures are medians over `--repeats` timed runs after warm-up. The machine is shared:

@@ -1,6 +1,6 @@
 """Reading run directories and turning their metrics into tables.
 
-A run directory is written by `mmsa_marl_core.train` (layout pinned in the project design):
+A run directory is written by `mmsa_marl_core.train` (layout in docs/design.md §6.2):
 `run.json` (resolved config, env spec, versions, status, env steps) and `metrics.jsonl` (one JSON
 object per line, `kind` "train" or "eval"). The flows add `tb/` (TensorBoard), `results.parquet`
 (every metrics line with the run's identity columns) and, when the run was started by a flow or a

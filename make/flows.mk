@@ -15,7 +15,7 @@ repro-profile: setup  ## switch params.yaml to PROFILE (smoke|paper|ci) and repr
 	$(BIN)/python -m flows.stages profile $(PROFILE)
 	$(VENV_PATH) $(BIN)/dvc repro
 
-repro-paper: setup  ## the paper profile as a DVC experiment (DESIGN.md section 5 budgets)
+repro-paper: setup  ## the paper profile as a DVC experiment (docs/design.md §5 budgets)
 	$(VENV_PATH) $(BIN)/dvc exp run -S profile=paper
 
 report-runs: setup  ## report of every run under runs/ into runs/report/ (no Prefect, no DVC)

@@ -24,7 +24,7 @@ LAYOUT = EntityLayout(
     own=((0, 2), (28, 31)), n_allies=2, ally_start=22, ally_dim=3, n_enemies=4, enemy_start=2,
     enemy_dim=5, attack_actions=(6, 2, 4, 5),
 )  # fmt: skip
-N, O, A, H, T, B = 3, 31, 7, 8, 5, 4  # noqa: E741 - the axis letters of DESIGN.md
+N, O, A, H, T, B = 3, 31, 7, 8, 5, 4  # noqa: E741 - the axis letters of docs/design.md §3.1
 SMALL = {"agent_hidden": 12, "mixer_embed_dim": 6, "hypernet_hidden": 10, "hpn_hyper_hidden": 9}
 
 

@@ -97,7 +97,7 @@ def test_is_a_registered_learner_with_every_loss_term(dummy_spec, random_episode
     }
     assert expected <= set(metrics), expected - set(metrics)
     assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
-    # The total is exactly the one loss of DESIGN.md 4.5 with b_* = 1.
+    # The total is exactly the one loss of docs/design.md §4.5 with b_* = 1.
     total = metrics["td_loss"] + metrics["kl_loss"] + metrics["rec_loss"] + metrics["sale_loss"]
     assert metrics["loss"] == pytest.approx(total, rel=1e-5)
     assert metrics["sale_loss"] == pytest.approx(

@@ -1,4 +1,4 @@
-"""Tests of the continuous-control networks (DESIGN.md 4.2)."""
+"""Tests of the continuous-control networks (docs/design.md §4.2)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ SMALL = WorldModelConfig(
 
 @dataclass(frozen=True)
 class Batch:
-    """Satisfies `mmsa_worldmodel.EpisodeBatch` (the fields of DESIGN.md section 3)."""
+    """Satisfies `mmsa_worldmodel.EpisodeBatch` (the fields of docs/design.md §3.5)."""
 
     obs: torch.Tensor
     state: torch.Tensor

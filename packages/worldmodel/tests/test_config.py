@@ -1,4 +1,4 @@
-"""`WorldModelConfig`: defaults of DESIGN.md 4.7 and clear errors on bad values."""
+"""`WorldModelConfig`: defaults of docs/design.md §4.7 and clear errors on bad values."""
 
 from __future__ import annotations
 

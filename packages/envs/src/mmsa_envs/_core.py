@@ -1,6 +1,6 @@
 """The numpy-side contract every adapter implements: `EnvSpec`, `Step` and `MultiAgentEnv`.
 
-Shapes use the axis letters of the project's design: `N` agents, `O` per-agent observation
+Shapes use the axis letters of docs/design.md §3.1: `N` agents, `O` per-agent observation
 (padded to the largest agent), `S` global state, `A` actions (count if discrete, dims if
 continuous).
 

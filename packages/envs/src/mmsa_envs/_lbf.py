@@ -112,7 +112,7 @@ class LBFEnv(MultiAgentEnv):
         # `gymnasium.make` directly, `max_episode_steps` would only size a TimeLimit wrapper,
         # which this adapter never steps through, and the env would still end at 50 steps.
         registered = name in gym.registry
-        # lbforaging lacks this id: same registration kwargs, our sizes (DESIGN.md 7).
+        # lbforaging lacks this id: same registration kwargs, our sizes (docs/design.md §7.1).
         base = gym.spec(name if registered else "Foraging-8x8-2p-1f-v3")
         env_kwargs = {**base.kwargs, **({} if registered else parsed), **kwargs}
         self._env = gym.make(dataclasses.replace(base, kwargs=env_kwargs))
@@ -161,7 +161,7 @@ class LBFEnv(MultiAgentEnv):
         terminated = truncated = False
         if done:
             # lbforaging ends an episode when the field is empty or at the step limit and
-            # calls both "done"; only the first is a true end (DESIGN.md 7).
+            # calls both "done"; only the first is a true end (docs/design.md §7.1).
             terminated = not self._raw.field.any()
             truncated = not terminated
         info = {"per_agent_reward": np.array(rewards, np.float32)}

@@ -71,7 +71,7 @@ class SMAXVectorEnv:
 
     def _keys(self, rows: np.ndarray) -> Any:
         seeds = [episode_seed(self.seed, int(i), int(self._counters[i])) for i in rows]
-        # Seeds committed to the CPU keep every later computation there (DESIGN: CPU jax).
+        # Seeds committed to the CPU keep every later computation there (docs/design.md §7.4).
         jax = self._core.jax
         return self._fns["keys"](jax.device_put(np.asarray(seeds, np.uint32), self._core.cpu))
 

@@ -1,6 +1,6 @@
 """`Batch`: whole episodes, time-major torch tensors, padded to the longest episode.
 
-Axis letters (DESIGN.md section 3): `T` time, `B` batch, `N` agents, `O` observation, `S` state,
+Axis letters (docs/design.md §3.1): `T` time, `B` batch, `N` agents, `O` observation, `S` state,
 `A` actions. Row `T` of `obs`, `state` and `avail_actions` is the observation after the last
 transition, so every target at time `t` can read `obs[t + 1]`.
 

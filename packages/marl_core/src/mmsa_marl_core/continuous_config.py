@@ -41,22 +41,22 @@ class FACMACConfig:
     """Hyper-parameters of the mixed actor-critic (the ``facmac`` algorithm)."""
 
     gamma: float = 0.99
-    """Discount factor (DESIGN.md 4.7)."""
+    """Discount factor (docs/design.md §4.7)."""
     actor_lr: float = 3e-4
     """Adam learning rate of the actor (TD7: 3e-4)."""
     critic_lr: float = 3e-4
     """Adam learning rate of the agent GRU, critic head, mixer and rollout encoder (TD7: 3e-4)."""
     agent_hidden: int = 64
-    """Size of the shared agent GRU state ``h_i`` (DESIGN.md 4.7: agent hidden 64)."""
+    """Size of the shared agent GRU state ``h_i`` (docs/design.md §4.7: agent hidden 64)."""
     width: int = 128
     """Width of the hidden layers of the actor and the critic head (TD7: 256, halved here for
     the small per-agent inputs)."""
     mixer_embed_dim: int = 32
-    """QMIX mixing-network width (DESIGN.md 4.7)."""
+    """QMIX mixing-network width (docs/design.md §4.7)."""
     hypernet_hidden: int = 64
-    """QMIX hypernetwork hidden width (DESIGN.md 4.7)."""
+    """QMIX hypernetwork hidden width (docs/design.md §4.7)."""
     obs_last_action: bool = False
-    """Feed ``a_{t-1}`` to the agents, as the discrete agents do (DESIGN.md 4.1). Off for
+    """Feed ``a_{t-1}`` to the agents, as the discrete agents do (docs/design.md §4.1). Off for
     continuous control (FACMAC's MaMuJoCo setting): with gamma = 0.99 any spurious dependence of
     the learned value on ``a_{t-1}`` is amplified ~1/(1-gamma) and the actor exploits it
     (measured on dummy:continuous: the actions saturate at the bounds)."""
@@ -85,7 +85,7 @@ class FACMACConfig:
     (TD7: 250), and between hard target copies when ``target_tau`` is 0."""
     grad_norm_clip: float = 10.0
     """Gradient-norm clip of the actor and of the critic group, each on its own
-    (DESIGN.md 4.5: 10)."""
+    (docs/design.md §4.5: 10)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -122,10 +122,10 @@ class MMSAContinuousConfig(FACMACConfig, AblationSwitches):
     """``FACMACConfig`` plus SALE, the world model, the loss weights and the ablation."""
 
     ablation: str = "none"
-    """Which part to remove: one of none, no_wm, no_sale, no_klb, no_gs (DESIGN.md 4.6; the same
-    meanings as the discrete ``MMSAConfig.ablation``)."""
+    """Which part to remove: one of none, no_wm, no_sale, no_klb, no_gs (docs/design.md §4.6; the
+    same meanings as the discrete ``MMSAConfig.ablation``)."""
     zs_dim: int = 64
-    """Size ``Z`` of the agent embeddings ``z^o``, ``z^oa`` (DESIGN.md 4.7: 64-256)."""
+    """Size ``Z`` of the agent embeddings ``z^o``, ``z^oa`` (docs/design.md §4.7: 64)."""
     sale_hidden: int = 128
     """Hidden width of the agent SALE encoders (TD7: 256)."""
     phi_dim: int = 64
@@ -142,11 +142,12 @@ class MMSAContinuousConfig(FACMACConfig, AblationSwitches):
     code_dim: int = 32
     """Size ``C`` of the rollout code ``c_t``."""
     b_kl: float = 1.0
-    """Weight of the KL group: VAE-2's balanced KL and VAE-1's KL (DESIGN.md 4.5)."""
+    """Weight of the KL group: VAE-2's balanced KL and VAE-1's KL (docs/design.md §4.5)."""
     b_rec: float = 1.0
-    """Weight of the reconstruction group: VAE-1 and the decoder heads (DESIGN.md 4.5)."""
+    """Weight of the reconstruction group: VAE-1 and the decoder heads (docs/design.md §4.5)."""
     b_sale: float = 1.0
-    """Weight of the SALE group: agent SALE loss plus world-model SALE loss (DESIGN.md 4.5)."""
+    """Weight of the SALE group: agent SALE loss plus world-model SALE loss
+    (docs/design.md §4.5)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

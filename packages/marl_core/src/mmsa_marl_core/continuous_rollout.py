@@ -1,9 +1,9 @@
 """Imagination for continuous actions: the current deterministic actors act in the world model.
 
-DESIGN.md 4.3 step 5 and 4.4, the continuous twin of ``rollout.imagined_features`` (which picks
-greedy discrete actions from Q): from the posterior model state at every real ``(t, b)`` the world
-model imagines ``H`` steps in which the current actors (no exploration noise, no gradient) act on
-the decoded observations; ``rollout.RolloutEncoder`` (shared with the discrete learner) then
+docs/design.md §4.3 step 5 and §4.4, the continuous twin of ``rollout.imagined_features`` (which
+picks greedy discrete actions from Q): from the posterior model state at every real ``(t, b)`` the
+world model imagines ``H`` steps in which the current actors (no exploration noise, no gradient) act
+on the decoded observations; ``rollout.RolloutEncoder`` (shared with the discrete learner) then
 summarises each imagined feature sequence ``[H+1, D]`` into the code ``c_t``.
 
 All ``(T+1) * B`` starts go through ONE ``imagine`` call. The agents' GRU state starts from the

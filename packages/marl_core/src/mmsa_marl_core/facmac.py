@@ -1,4 +1,4 @@
-"""FACMAC-style pieces and the ``facmac`` baseline (DESIGN.md 4.2, 4.6).
+"""FACMAC-style pieces and the ``facmac`` baseline (docs/design.md §4.2, §4.8).
 
 FACMAC (Peng et al. 2021) trains per-agent critics combined by a QMIX mixer and lets every actor
 ascend the *mixed* ``Q_tot`` with the other agents' actions from their current policies. This
@@ -18,7 +18,7 @@ learner, and registers the baseline:
 The ``facmac`` algorithm is ``MMSAContinuousLearner`` given the base ``FACMACConfig``: a plain
 recurrent critic ``Q_i = MLP([x_i, h_i, a_i])``, a plain actor ``tanh(MLP([x_i, h_i]))``, QMIX on
 the global state, no SALE and no world model. Same code as MMSA, the parts switched off, so the
-comparison differs only where it should (DESIGN.md 4.6)::
+comparison differs only where it should (docs/design.md §4.8)::
 
     mmsa train --algo facmac --env mamujoco:HalfCheetah-2x3
 """

@@ -6,7 +6,8 @@
 - `VDN` (Sunehag et al. 2018): `Q_tot = sum_i Q_i`.
 - `QMIX` (Rashid et al. 2018): a two-layer mixing network whose weights come from hypernetworks
   of the conditioning `[s, extra]`, made non-negative with `abs`, so `dQ_tot / dQ_i >= 0` and each
-  agent's argmax is the joint argmax. `extra` is where MMSA's rollout code enters (DESIGN 4.4).
+  agent's argmax is the joint argmax. `extra` is where MMSA's rollout code enters
+  (docs/design.md §4.4).
 """
 
 from __future__ import annotations

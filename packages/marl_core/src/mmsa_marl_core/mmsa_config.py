@@ -5,9 +5,9 @@ share (gamma, learning rate, target-update interval, epsilon schedule, agent and
 a comparison at "the same settings" is then the same config object apart from MMSA's own fields.
 World-model sizes, the KL balance alpha, the imagination horizon H and the per-term world-model
 loss scales live in the nested `WorldModelConfig` (their one home); `b_kl`, `b_rec` and `b_sale`
-weigh the groups of DESIGN.md 4.5 on top of them.
+weigh the groups of docs/design.md §4.5 on top of them.
 
-Ablations (DESIGN.md 4.6) are one field, `ablation`, so each variant is the same learner:
+Ablations (docs/design.md §4.6) are one field, `ablation`, so each variant is the same learner:
 
 - `none`     the full method;
 - `no_wm`    no world model and no rollout code: the mixer sees `s_t` only;
@@ -31,7 +31,7 @@ from .sale_agent import HEADS
 __all__ = ["ABLATIONS", "AblationSwitches", "MMSAConfig"]
 
 ABLATIONS = ("none", "no_wm", "no_sale", "no_klb", "no_gs")
-"""Allowed values of `MMSAConfig.ablation` (DESIGN.md 4.6)."""
+"""Allowed values of `MMSAConfig.ablation` (docs/design.md §4.6)."""
 
 
 class AblationSwitches:
@@ -61,9 +61,9 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
     """`QLearnerConfig` (shared with QMIX/VDN) plus SALE, the world model and the unified loss."""
 
     ablation: str = "none"
-    """Which part to remove: one of none, no_wm, no_sale, no_klb, no_gs (DESIGN.md 4.6)."""
+    """Which part to remove: one of none, no_wm, no_sale, no_klb, no_gs (docs/design.md §4.6)."""
     zs_dim: int = 64
-    """Size `Z` of the agent embeddings `z^o`, `z^oa` (DESIGN.md 4.7: 64-256; TD7: 256)."""
+    """Size `Z` of the agent embeddings `z^o`, `z^oa` (docs/design.md §4.7: 64; TD7: 256)."""
     sale_hidden: int = 64
     """Hidden width of the agent SALE encoders `f`, `g` (TD7: 256 for MuJoCo states; per-agent
     inputs here are 10-100 numbers, and 64 instead of 128 makes the all-actions pass, run three
@@ -105,12 +105,14 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
     code_dim: int = 32
     """Size `C` of the rollout code `c_t` (the rollout GRU's state)."""
     b_kl: float = 1.0
-    """Weight of the KL group: VAE-2's balanced transition KL and VAE-1's KL (DESIGN.md 4.5)."""
+    """Weight of the KL group: VAE-2's balanced transition KL and VAE-1's KL
+    (docs/design.md §4.5)."""
     b_rec: float = 1.0
     """Weight of the reconstruction group: VAE-1's reconstruction and the decoder heads (state,
-    observations, available actions, reward, continue flag) (DESIGN.md 4.5)."""
+    observations, available actions, reward, continue flag) (docs/design.md §4.5)."""
     b_sale: float = 1.0
-    """Weight of the SALE group: agent SALE loss plus world-model SALE loss (DESIGN.md 4.5)."""
+    """Weight of the SALE group: agent SALE loss plus world-model SALE loss
+    (docs/design.md §4.5)."""
     first_action_from_data: bool = True
     """Imagination's first action from each real step is the agents' greedy action on the real
     `o_t` (which the posterior `m_t` encodes, and which the double-Q target computes anyway)
@@ -137,7 +139,7 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
         if not (self.obs_last_action and self.obs_agent_id):
             raise ValueError(
                 "MMSAConfig.obs_last_action and obs_agent_id must be True: the SALE agent's input "
-                "is x = [o, onehot(a_prev), onehot(i)] (DESIGN.md 4.1)"
+                "is x = [o, onehot(a_prev), onehot(i)] (docs/design.md §4.1)"
             )
         for name in ("zs_dim", "sale_hidden", "phi_dim", "head_hidden", "code_dim"):
             value = getattr(self, name)

@@ -1,13 +1,13 @@
 """Continuous MMSA: SALE actors and critics, QMIX-mixed, world-model rollout codes, one loss.
 
-DESIGN.md 4.2-4.5 for continuous actions (MaMuJoCo). Per agent ``i`` (parameters shared, input
-``x_i = [o_i, onehot(i)]`` with ``o_i`` standardised), ``h_i`` the shared agent GRU::
+docs/design.md §4.2-§4.5 for continuous actions (MaMuJoCo). Per agent ``i`` (parameters shared,
+input ``x_i = [o_i, onehot(i)]`` with ``o_i`` standardised), ``h_i`` the shared agent GRU::
 
     Q_i    = head([z^o, z^oa(a_i), phi^oa(h_i, a_i)])                 SALEAgent.action_values
     pi_i   = scale(tanh(MLP([AvgL1Norm(Linear(x_i ++ h_i)), z^o])))   DeterministicActor
-    Q_tot  = QMIX(Q_1..Q_N ; [s_t, c_t])                               c_t: rollout code (4.4)
+    Q_tot  = QMIX(Q_1..Q_N ; [s_t, c_t])                               c_t: rollout code (§4.4)
     y_t    = r_t + gamma (1 - term_t) Q_tot^-(t+1, pi^-(t+1) + clip(N(0, 0.2), 0.5))   TD3/TD7
-    L      = L_TD + L_actor [every 2nd update] + b_kl L_KL + b_rec L_rec + b_sale L_SALE   (4.5)
+    L      = L_TD + L_actor [every 2nd update] + b_kl L_KL + b_rec L_rec + b_sale L_SALE   (§4.5)
 
 One backward pass: the actor term, which must not train the critic (TD3/FACMAC step them apart for
 that reason), is built under ``facmac.frozen(critic, mixer)``, so its gradient reaches the actions
@@ -16,7 +16,7 @@ critic of before this update's critic step (a one-update lag). The actor reads `
 the agent GRU learns from the TD error, as the SALE encoder learns from its own loss (TD7).
 Targets follow by Polyak averaging on actor updates (TD3), the SALE fixed encoders by TD7's hard
 chain (see ``FACMACConfig.target_tau``). Given the base ``FACMACConfig`` this is the ``facmac``
-baseline; ``MMSAContinuousConfig.ablation`` removes one part at a time (DESIGN.md 4.6).
+baseline; ``MMSAContinuousConfig.ablation`` removes one part at a time (docs/design.md §4.6).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`MMSALearner`: discrete-action MMSA — SALE agents, world-model rollout codes, QMIX, one loss.
 
-`update(batch)` reads top to bottom (DESIGN.md 4.1-4.5):
+`update(batch)` reads top to bottom (docs/design.md §4.1-§4.5):
 1. agents: unroll the shared GRU over all `T+1` rows; `Q_i` of every action in one pass from the
    TD7 *fixed* encoder copy (`SALEAgent.q_values`);
 2. world model: its unreduced named losses on the batch, and the posterior states they were
@@ -245,7 +245,7 @@ class MMSALearner:
         if cfg.diagnostics_every and (self.updates + 1) % cfg.diagnostics_every == 0:
             metrics.update(self.diagnostics(batch))
 
-        # --- 1. agents (DESIGN 4.1): the GRU over every row; the SALE head reads the fixed
+        # --- 1. agents (docs/design.md §4.1): the GRU over every row; the SALE head reads the fixed
         # encoder copy (TD7). Rows without a real observation (padding) are skipped.
         n_actions = self.spec.n_actions
         last_action = onehot_last_actions(batch.action, n_actions)  # [T+1, B, N, A]

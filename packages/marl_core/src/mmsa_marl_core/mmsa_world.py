@@ -1,4 +1,4 @@
-"""The world model's share of the discrete MMSA update (DESIGN.md 4.2-4.5).
+"""The world model's share of the discrete MMSA update (docs/design.md §4.3-§4.5).
 
 - `world_model_terms`: its unreduced named losses, each scaled and averaged over real steps, and
   the posterior states they were computed on (one pass of the model over the batch);

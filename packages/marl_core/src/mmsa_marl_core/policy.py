@@ -1,6 +1,6 @@
 """Networks for continuous control: the per-agent deterministic policy and a plain critic.
 
-DESIGN.md 4.2 (paper, Figure 1 top; TD7; FACMAC). Every agent shares the parameters; the agent
+docs/design.md §4.2 (paper, Figure 1 top; TD7; FACMAC). Every agent shares the parameters; the agent
 input ``x_i = [o_i, onehot(i)]`` (``sale_agent.agent_inputs``) carries the agent id, and
 ``h_i`` is the recurrent state of the shared agent GRU (``SALEAgent.unroll``). The policy is TD7's
 actor with the agent's history added to its input::
@@ -11,7 +11,8 @@ actor with the agent's history added to its input::
 ``z^o_i`` comes from the *fixed* SALE encoder (the *fixed target* one for the target policy), as
 in TD7, and ``scale`` maps ``(-1, 1)`` onto the env's action bounds ``[low, high]``.
 
-The SALE critic is ``SALEAgent.action_values`` with a continuous action vector (DESIGN.md 4.1/4.2).
+The SALE critic is ``SALEAgent.action_values`` with a continuous action vector
+(docs/design.md §4.1/§4.2).
 ``MLPCritic`` is the plain per-agent critic of the FACMAC baseline, ``Q_i = MLP([x_i, h_i, a_i])``.
 """
 

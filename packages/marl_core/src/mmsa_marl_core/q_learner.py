@@ -42,7 +42,7 @@ __all__ = ["QLearnerConfig", "QLearner"]
 
 @dataclass(frozen=True)
 class QLearnerConfig:
-    """Hyper-parameters of QMIX/VDN (defaults: DESIGN.md 4.7, PyMARL/EPyMARL)."""
+    """Hyper-parameters of QMIX/VDN (defaults: docs/design.md §4.7, PyMARL/EPyMARL)."""
 
     gamma: float = 0.99
     """Discount factor."""

@@ -1,7 +1,7 @@
 """World-model imagination from every real time step, summarised into a rollout code ``c_t``.
 
-DESIGN.md 4.3 step 5 and 4.4 (paper; MBVD): from the posterior model state of a real batch at every
-``(t, b)``, the world model imagines ``H`` steps in which the *current* agents pick actions
+docs/design.md §4.3 step 5 and §4.4 (paper; MBVD): from the posterior model state of a real batch
+at every ``(t, b)``, the world model imagines ``H`` steps in which the *current* agents pick actions
 greedily (no gradient) on the model's decoded observations and available-action predictions; a GRU
 reads each imagined feature sequence ``[H+1, D]`` and its last state is the rollout code ``c_t``,
 which the mixer reads next to ``s_t``.

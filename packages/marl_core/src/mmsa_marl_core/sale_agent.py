@@ -1,6 +1,6 @@
 """The MMSA agent network: a shared recurrent agent whose Q head reads SALE embeddings.
 
-DESIGN.md 4.1 (paper, Figure 1; SALE from TD7). Per agent ``i`` at time ``t`` the input is
+docs/design.md §4.1 (paper, Figure 1; SALE from TD7). Per agent ``i`` at time ``t`` the input is
 ``x = [o, onehot(a_{t-1}), onehot(i)]`` and
 
     h        = GRU(MLP(x), h_{t-1})                    history (partial observability)
@@ -22,12 +22,12 @@ or actions. The encoder is *passed in* rather than owned: the learner keeps TD7'
 to the target agent. ``z^o`` and ``z^oa`` depend only on ``x``, so over a batch of episodes they are
 computed for all ``[T+1, B, N]`` at once; only the GRU runs step by step.
 
-With ``use_sale=False`` (the No-SALE ablation, DESIGN.md 4.6) the head reads the raw recurrent
+With ``use_sale=False`` (the No-SALE ablation, docs/design.md §4.6) the head reads the raw recurrent
 state, ``Q_i = Linear(h)``: exactly the PyMARL RNN agent, with no encoder and no phi.
 
 ``action_values`` takes an arbitrary ``[..., K, A]`` action tensor, so the same head serves as the
-per-agent critic for continuous actions (DESIGN.md 4.2); ``q_of_action`` evaluates only the one
-given discrete action per agent (the taken action in the TD loss, the greedy one in its target).
+per-agent critic for continuous actions (docs/design.md §4.2); ``q_of_action`` evaluates only the
+one given discrete action per agent (the taken action in the TD loss, the greedy one in its target).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def masked_greedy(q: Tensor, avail: Tensor) -> Tensor:
 
 
 class SALEAgent(nn.Module):
-    """Shared-parameter recurrent agent with a SALE Q head (DESIGN.md 4.1).
+    """Shared-parameter recurrent agent with a SALE Q head (docs/design.md §4.1).
 
     Args:
         input_dim: size of ``x`` (``O + A + N``; see ``agent_inputs``).

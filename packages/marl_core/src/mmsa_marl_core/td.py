@@ -1,8 +1,8 @@
 """Temporal-difference pieces shared by the value-based learners (pure tensor functions).
 
-- `td_targets`: `y_t = r_t + gamma (1 - terminated_t) Q_tot^-(t+1)` (DESIGN 4.4). Only a real
-  termination stops bootstrapping; a time-limit truncation bootstraps from the final observation
-  (Pardo et al. 2018, "Time limits in RL").
+- `td_targets`: `y_t = r_t + gamma (1 - terminated_t) Q_tot^-(t+1)` (docs/design.md §4.4). Only a
+  real termination stops bootstrapping; a time-limit truncation bootstraps from the final
+  observation (Pardo et al. 2018, "Time limits in RL").
 - `masked_mean`: the mean over real transitions only, so padding never enters a loss.
 - `masked_argmax` / `gather_actions`: double-Q action selection under availability masks
   (van Hasselt et al. 2016).

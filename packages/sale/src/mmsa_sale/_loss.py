@@ -5,7 +5,7 @@ embedding of the next input. As in TD7's ``train`` the target is computed under 
 state encoder learns only through the prediction path (``zs(x_t)`` and ``zsa``), and the loss is the
 mean squared error over the embedding axis (``F.mse_loss``), averaged over positions.
 
-Masking. Episode batches are padded (DESIGN.md section 3); ``mask`` marks the real transitions.
+Masking. Episode batches are padded (docs/design.md §3.6); ``mask`` marks the real transitions.
 Padded positions are zeroed *before* the encoder runs, so whatever they hold (even NaN) changes
 neither the loss nor any gradient.
 """

@@ -2,7 +2,7 @@
 
 TD7's critic normalises its first layer over ``[state, action]`` with AvgL1Norm before
 concatenating ``zsa`` and ``zs`` (``q01`` in TD7's ``Critic``); :class:`Phi` is that layer as a
-module. DESIGN.md 4.1 uses it per agent on ``[h_t^i, onehot(a)]`` and 4.3 on ``[s, a]``.
+module. docs/design.md §4.1 uses it per agent on ``[h_t^i, onehot(a)]`` and §4.3 on ``[s, a]``.
 """
 
 from __future__ import annotations

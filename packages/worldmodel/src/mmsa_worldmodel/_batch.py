@@ -1,6 +1,6 @@
 """`EpisodeBatch`, what the world model reads, and the shape checks at the package boundary.
 
-The Protocol has the fields of DESIGN.md section 3, so `mmsa_marl_core.Batch` satisfies it without
+The Protocol has the fields of docs/design.md §3.5, so `mmsa_marl_core.Batch` satisfies it without
 this package importing marl_core (and a test can use a small dataclass).
 """
 

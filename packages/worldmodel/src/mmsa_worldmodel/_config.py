@@ -1,6 +1,6 @@
 """`WorldModelConfig`: the one home of every world-model default and loss scale.
 
-Sizes follow DESIGN.md 4.7 (world model hidden 128, latent 16 per agent, SALE z 64-256, H = 3,
+Sizes follow docs/design.md §4.7 (world model hidden 128, latent 16 per agent, SALE z 64-256, H = 3,
 alpha = 0.8); the stochastic-latent details (softplus std with a floor, free nats) follow
 DreamerV2/V3; the SALE sizes follow TD7 scaled down to the world model's width.
 """
@@ -20,9 +20,11 @@ class WorldModelConfig:
 
     # ------------------------------------------------------------------ sizes
     deter_dim: int = 128
-    """Size `Dh` of the deterministic GRU state `h_t` (DESIGN 4.7: world model hidden 128)."""
+    """Size `Dh` of the deterministic GRU state `h_t` (docs/design.md §4.7: world model
+    hidden 128)."""
     stoch_per_agent: int = 16
-    """Size of the Gaussian latent `y_t` per agent; `Dy = stoch_per_agent * N` (DESIGN 4.7)."""
+    """Size of the Gaussian latent `y_t` per agent; `Dy = stoch_per_agent * N`
+    (docs/design.md §4.7)."""
     hidden: int = 128
     """Width of every MLP (decoders, prior, posterior, VAE-1, observation encoder)."""
     embed_dim: int = 128
@@ -30,7 +32,8 @@ class WorldModelConfig:
     vae1_latent_dim: int = 32
     """Size `X` of VAE-1's Gaussian code `x_t`."""
     sale_zs_dim: int = 64
-    """Size `Z` of the joint SALE embeddings `z^s` and `z^{sa}` (DESIGN 4.7: 64-256; TD7: 256)."""
+    """Size `Z` of the joint SALE embeddings `z^s` and `z^{sa}` (docs/design.md §4.7: 64;
+    TD7: 256)."""
     sale_hidden: int = 128
     """Hidden width of the SALE encoders `f_w`, `g_w` (TD7: 256)."""
     phi_dim: int = 64
@@ -57,12 +60,13 @@ class WorldModelConfig:
     learns from the model."""
     kl_balance: float = 0.8
     """alpha of the balanced KL `alpha KL(sg(q)||p) + (1-alpha) KL(q||sg(p))` (DreamerV2: 0.8);
-    0.5 is the plain KL scaled by 1/2 in its gradients (the No-KLB ablation, DESIGN 4.6)."""
+    0.5 is the plain KL scaled by 1/2 in its gradients (the No-KLB ablation,
+    docs/design.md §4.6)."""
     free_nats: float = 0.0
     """Per-step floor of the transition KL, `max(KL, free_nats)`, so steps under it give no
     gradient (DreamerV3 uses 1.0). 0 disables it."""
     horizon: int = 3
-    """Default imagination horizon `H` (DESIGN 4.3); `imagine` takes it as an argument."""
+    """Default imagination horizon `H` (docs/design.md §4.3); `imagine` takes it as an argument."""
 
     # ------------------------------------------------------------------ loss scales
     state_scale: float = 1.0
@@ -81,9 +85,9 @@ class WorldModelConfig:
     """Scale of VAE-1's KL of `x_t` to N(0, I), "vae1_kl" (a beta-VAE): `x_t` is the only path of
     `(s_t, a_t)` into `h_{t+1}`, and at 1.0 it lets too little through (README)."""
     kl_scale: float = 1.0
-    """Scale of VAE-2's balanced transition KL, "kl" (DESIGN 4.5: b_kl = 1)."""
+    """Scale of VAE-2's balanced transition KL, "kl" (docs/design.md §4.5: b_kl = 1)."""
     sale_scale: float = 1.0
-    """Scale of the joint SALE prediction loss "sale" (DESIGN 4.5: b_sale = 1)."""
+    """Scale of the joint SALE prediction loss "sale" (docs/design.md §4.5: b_sale = 1)."""
 
     def __post_init__(self) -> None:
         for name in (

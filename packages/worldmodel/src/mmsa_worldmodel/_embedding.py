@@ -1,12 +1,12 @@
 """The input of the transition: `u_t`, the joint embedding of (state, joint action).
 
-With SALE (DESIGN 4.3 step 1, TD7 sec. 4.1): `z^s = f_w(s)`, `z^{sa} = g_w(z^s, a)`,
+With SALE (docs/design.md §4.3 step 1, TD7 sec. 4.1): `z^s = f_w(s)`, `z^{sa} = g_w(z^s, a)`,
 `phi^{sa} = AvgL1Norm(Linear([s, a]))` and `u_t = [z^{sa}, z^s, phi^{sa}]` (TD7's critic input
 order). The joint action `a` is the concatenation over agents of one-hot (discrete) or raw
 (continuous) actions, `[..., N * A]`.
 
-Without SALE (the No-SALE ablation, DESIGN 4.6): `u_t = Linear([s, a])` with the same size `U`,
-no normalisation and no encoder loss, so everything after it is unchanged.
+Without SALE (the No-SALE ablation, docs/design.md §4.6): `u_t = Linear([s, a])` with the same
+size `U`, no normalisation and no encoder loss, so everything after it is unchanged.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ towards the prior (DreamerV2, Hafner et al. 2021, sec. 2.2 "KL balancing"):
 
     alpha * KL(sg(q) || p) + (1 - alpha) * KL(q || sg(p))
 
-With alpha = 0.5 both sides get half the plain-KL gradient (the No-KLB ablation, DESIGN 4.6).
+With alpha = 0.5 both sides get half the plain-KL gradient (the No-KLB ablation,
+docs/design.md §4.6).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`WorldModel`: joint SALE -> VAE-1 -> VAE-2 (GRU + Gaussian latent), decoders, imagination.
 
-One transition (DESIGN 4.3), from model state `m_t = (h_t, y_t)` and joint action `a_t`:
+One transition (docs/design.md §4.3), from model state `m_t = (h_t, y_t)` and joint action `a_t`:
 
     u_t      = [z^{sa}, z^s, phi^{sa}](s_t, a_t)        s_t real on data, decoded in imagination
     x_t      ~ q(x | u_t),  u'_t = dec(x_t)              VAE-1
@@ -32,7 +32,7 @@ __all__ = ["WorldModel"]
 
 
 class WorldModel(nn.Module):
-    """SALE-augmented VAE world model of a team of `N` agents (DESIGN.md 4.3).
+    """SALE-augmented VAE world model of a team of `N` agents (docs/design.md §4.3).
 
     Args:
         n_agents, obs_dim, state_dim, n_actions: `N`, `O`, `S`, `A` of the env.
@@ -296,7 +296,7 @@ class WorldModel(nn.Module):
             obs.append(self.decoders.obs_mean(features))
             avail.append(self._avail(features))
             action = choose(step, obs[-1], avail[-1])
-            # DESIGN 4.3 step 5: the decoded state and the chosen joint action feed SALE.
+            # docs/design.md §4.3 step 5: the decoded state and the chosen joint action feed SALE.
             state_hat = self.decoders.state_mean(features)
             deter = self._transition(deter, state_hat, self.joint_action(action), sample)
             prior = self.prior_net(deter)

@@ -1,6 +1,7 @@
 """Small building blocks of the world model: MLPs, VAE-1 and the decoders read from `m_t`.
 
-VAE-1 (DESIGN 4.3 step 2, the MBVD pair's first VAE): `u_t -> q(x_t | u_t)` Gaussian, `x_t -> u'_t`.
+VAE-1 (docs/design.md §4.3 step 2, the MBVD pair's first VAE): `u_t -> q(x_t | u_t)` Gaussian,
+`x_t -> u'_t`.
 The decoders (DreamerV2's heads) read the model-state features `m_t = [h_t, y_t]` and predict the
 global state, every agent's observation, the available-action logits, the team reward and the
 continue logit. Outputs of all agents come from one joint head (`[..., N*O]` reshaped to
