@@ -9,7 +9,9 @@ TensorBoard, write `results.parquet`, `labels.json` and `evaluation.json`.
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +21,7 @@ from .config import merge
 from .runs import EVALUATION_FILE, write_labels, write_results
 
 __all__ = [
+    "ProgressLines",
     "build_config",
     "choose_device",
     "default_run_dir",
@@ -106,6 +109,47 @@ def default_run_dir(
     return Path(runs_root) / safe_env / (label or algo) / f"seed{seed}-{stamp}"
 
 
+class ProgressLines:
+    """A metrics logger printing one line per `train` / `eval` event (every `log_every` /
+    `eval_every` env steps): where a run without a progress bar is (DVC stages, Prefect runs,
+    whose `log_prints` puts the lines in the UI's logs), its return and speed, and the time left.
+    """
+
+    def __init__(self, config: Any) -> None:
+        self.total = int(config.steps)
+        self.name = f"{config.algo} {config.env} seed {config.seed}"
+        self.began = time.monotonic()
+        self.first_steps: int | None = None
+
+    def log(self, kind: str, env_steps: int, metrics: Any) -> None:
+        if self.first_steps is None:
+            self.first_steps = env_steps  # a resumed run counts its speed from here
+        done = min(env_steps / max(self.total, 1), 1.0)
+        if kind == "eval":
+            print(
+                f"[{self.name}] eval at {env_steps:,} env steps: greedy return "
+                f"{metrics.get('return_mean', float('nan')):.3f}",
+                flush=True,
+            )
+            return
+        if kind != "train":
+            return
+        elapsed = time.monotonic() - self.began
+        rate = (env_steps - self.first_steps) / elapsed if elapsed > 0 else 0.0
+        left = (self.total - env_steps) / rate if rate > 0 else float("nan")
+        ret = metrics.get("return_mean")
+        shown = f"return {ret:.3f}, " if ret is not None else ""
+        eta = f"{left / 60:.1f} min left" if math.isfinite(left) else "time left unknown"
+        print(
+            f"[{self.name}] {env_steps:,}/{self.total:,} env steps ({done:.0%}), {shown}"
+            f"{rate:.0f} env steps/s, {eta}",
+            flush=True,
+        )
+
+    def close(self) -> None:
+        pass
+
+
 def run_training(
     config: Any,
     run_dir: Path,
@@ -188,6 +232,8 @@ def train_run(
         write_labels(run_dir, task=task or config.env, variant=variant or config.algo)
         if tensorboard:
             loggers.append(TensorBoardLogger(run_dir / "tb"))
+        if not progress:  # no tqdm bar: one line per train/eval event instead
+            loggers.append(ProgressLines(config))
         return loggers
 
     try:

@@ -211,8 +211,8 @@ def test_public_surface_of_the_flows_modules() -> None:
         "flows.collect": {"Policy", "collect_episodes", "collect_from_run", "load_dataset",
                           "random_policy", "save_dataset"},
         "flows.figures": {"plot_finals", "plot_learning_curves"},
-        "flows.flows": {"Variant", "ablate_flow", "collect_flow", "evaluate_flow", "report_flow",
-                        "train_flow"},
+        "flows.flows": {"Variant", "ablate_flow", "collect_flow", "evaluate_flow", "render_flow",
+                        "report_flow", "train_flow"},
         "flows.markdown": {"markdown_table", "report_markdown", "run_markdown"},
         "flows.report": {"Report", "ReportConfig", "build_report", "curve_table",
                          "final_scores", "main", "random_baseline", "write_report"},
@@ -225,8 +225,8 @@ def test_public_surface_of_the_flows_modules() -> None:
                          "train_config"},
         "flows.stats": {"Estimate", "aggregate", "curve_band", "seeded_global_numpy"},
         "flows.testing": {"Served", "free_port", "served", "shared_served"},
-        "flows.training": {"build_config", "choose_device", "default_run_dir", "merge_overrides",
-                           "nest", "run_evaluation", "run_training"},
+        "flows.training": {"ProgressLines", "build_config", "choose_device", "default_run_dir",
+                           "merge_overrides", "nest", "run_evaluation", "run_training"},
     }  # fmt: skip
     for name, names in expected.items():
         module = importlib.import_module(name)
@@ -277,3 +277,20 @@ def test_stage_cli_names_bad_input(
     assert "'nope' is not in task_defs" in capsys.readouterr().err
     assert main(["profile", "huge"]) == 2
     assert "profile 'huge' does not exist" in capsys.readouterr().err
+
+
+def test_runs_without_a_progress_bar_print_progress_lines(tmp_path: Path, capsys) -> None:
+    from flows.training import run_training
+
+    small = {"agent_hidden": 8, "mixer_embed_dim": 4, "hypernet_hidden": 8}
+    tiny = {"n_envs": 2, "batch_size": 4, "buffer_size": 20, "eval_episodes": 2,
+            "eval_every": 60, "log_every": 30, "checkpoint_every": 60,
+            "algo_config": small}  # fmt: skip
+    config = build_config(env="dummy", algo="qmix", steps=120, seed=4, overrides=tiny)
+    run_training(config, tmp_path / "run", device="cpu", torch_threads=1)
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("[qmix dummy")]
+    steps = [x for x in lines if "env steps (" in x]
+    assert len(steps) >= 3  # one per log_every of a 120-step run
+    assert "/120 env steps (" in steps[-1] and "env steps/s" in steps[-1]
+    assert "(100%)" in steps[-1] and "0.0 min left" in steps[-1]
+    assert any("eval at 120 env steps: greedy return" in x for x in lines)
