@@ -105,7 +105,7 @@ def one_run(job: tuple[dict[str, Any], str]) -> tuple[str, float]:
     import torch
 
     from mmsa_marl_core import config_from_dict, train
-    from mmsa_marl_core.checkpoint import list_checkpoints
+    from mmsa_marl_core.training.checkpoint import list_checkpoints
 
     torch.set_num_threads(1)
     config_data, path_str = job
@@ -145,7 +145,7 @@ def eval_curve(path: Path) -> list[tuple[int, float]]:
 
 def random_return(env: str, episodes: int = 64, seed: int = 0) -> float:
     """Mean return of uniformly random available actions on the evaluation seeds."""
-    from mmsa_marl_core.evaluate import random_return as measured
+    from mmsa_marl_core.training.evaluate import random_return as measured
 
     return measured(env, episodes, seed)
 

@@ -9,7 +9,7 @@ and MMSA with the same loop settings, one torch thread, and reports:
 - `update_ms`: the median time of one `learner.update` on a sampled batch of 32 episodes;
 - `minor_faults_per_update`, `kernel_ms_per_update`: page faults and kernel CPU time of the
   process per timed update (`getrusage`; the cost of mapping freed memory afresh, see
-  `mmsa_marl_core.host_memory`);
+  `mmsa_marl_core.training.host_memory`);
 - `act_ms`: the median time of one `learner.act` (exploring, host arrays in and out) for 1 and
   for 8 envs, measured after the updates;
 - `device_syncs` (CUDA only): how many times one update waits for the GPU.
@@ -23,7 +23,8 @@ sets torch's intra-op threads for both algorithms (1 by default; this machine ha
 `--precision bf16` runs both algorithms' updates in mixed precision (`TrainConfig.precision`);
 `--device cuda` runs the networks and updates on the GPU (env stepping stays on the CPU).
 Freed host memory is kept in the process from the start, as `train` does
-(`mmsa_marl_core.host_memory`); `--no-retain-freed-memory` measures glibc's default instead.
+(`mmsa_marl_core.training.host_memory`); `--no-retain-freed-memory` measures glibc's default
+instead.
 
     .venv/bin/python bench/mmsa_throughput.py        # -> bench/results/mmsa_throughput.json
     .venv/bin/python bench/mmsa_throughput.py --steps 3000 --settings fast --profile
@@ -55,9 +56,9 @@ import torch
 from flows.training import choose_device
 from mmsa_envs import VectorEnv
 from mmsa_marl_core import EpisodeBuffer, config_from_dict, get_algo, read_metrics, train
-from mmsa_marl_core.collect import run_episodes
-from mmsa_marl_core.host_memory import retain_freed_memory
-from mmsa_marl_core.precision import update_precision
+from mmsa_marl_core.ops.precision import update_precision
+from mmsa_marl_core.training.collect import run_episodes
+from mmsa_marl_core.training.host_memory import retain_freed_memory
 
 ENV = "lbf:Foraging-8x8-2p-2f-coop-v3"
 SETTINGS = {

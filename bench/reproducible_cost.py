@@ -1,4 +1,5 @@
-"""The speed cost of reproducible mode (`mmsa_marl_core.reproducible`), measured side by side.
+"""The speed cost of reproducible mode (`mmsa_marl_core.training.reproducible`), measured side
+by side.
 
 Runs `bench/mmsa_throughput.py` (the real training loop of QMIX and MMSA on
 `lbf:Foraging-8x8-2p-2f-coop-v3`, one torch thread, the "fast" setting) in fresh processes,
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from _provenance import command, git_commit, machine, now, versions
 
-from mmsa_marl_core.reproducible import pinned_environ
+from mmsa_marl_core.training.reproducible import pinned_environ
 
 HERE = Path(__file__).resolve().parent
 

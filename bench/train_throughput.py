@@ -38,7 +38,7 @@ from mmsa_marl_core import (
     register_algo,
     train,
 )
-from mmsa_marl_core.run_info import git_commit, versions
+from mmsa_marl_core.training.run_info import git_commit, versions
 
 ENV = "lbf:Foraging-8x8-2p-2f-coop-v3"
 ANCHOR_STEPS_PER_S = 400.0

@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def train_config_from_args(args: argparse.Namespace) -> Any:
     """The `TrainConfig` of a `mmsa train` command line (see `flows.config` for the layers)."""
-    from mmsa_marl_core.run_info import read_run_config
+    from mmsa_marl_core.training.run_info import read_run_config
 
     from .config import build_train_config
 
@@ -355,8 +355,8 @@ def _exit_status(err: BaseException) -> int | None:
         return None
     from mmsa_envs import MissingBackendError
     from mmsa_marl_core import CheckpointError, NonFiniteLossError
-    from mmsa_marl_core.run_lock import RunLockedError
-    from mmsa_marl_core.train import RunTerminated
+    from mmsa_marl_core.training.run_lock import RunLockedError
+    from mmsa_marl_core.training.train import RunTerminated
 
     if isinstance(err, RunTerminated):
         return 143

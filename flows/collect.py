@@ -160,7 +160,7 @@ def collect_from_run(
 
     from mmsa_envs import VectorEnv
     from mmsa_marl_core import config_from_dict, get_algo, run_episodes
-    from mmsa_marl_core.checkpoint import latest_checkpoint, load_checkpoint
+    from mmsa_marl_core.training.checkpoint import latest_checkpoint, load_checkpoint
 
     if episodes < 1:
         raise ValueError(f"episodes={episodes} must be >= 1")

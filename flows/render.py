@@ -230,9 +230,9 @@ def render_run(
 
     from mmsa_envs import make
     from mmsa_marl_core import config_from_dict, get_algo
-    from mmsa_marl_core.checkpoint import latest_checkpoint, load_checkpoint
-    from mmsa_marl_core.run_info import read_run_config
-    from mmsa_marl_core.train import EVAL_SEED_OFFSET
+    from mmsa_marl_core.training.checkpoint import latest_checkpoint, load_checkpoint
+    from mmsa_marl_core.training.run_info import read_run_config
+    from mmsa_marl_core.training.train import EVAL_SEED_OFFSET
 
     if episodes < 1:
         raise ValueError(f"--episodes {episodes} must be >= 1")

@@ -194,12 +194,12 @@ def train_run(
     `torch_threads` sets torch's intra-op threads for this process (None: leave it): the small
     networks of MARL run fastest on one thread, and runs side by side then do not oversubscribe.
     A `reproducible` config trains on the CPU in a fresh process whose kernels are pinned
-    (`mmsa_marl_core.reproducible.run_pinned`), unless this one already is.
+    (`mmsa_marl_core.training.reproducible.run_pinned`), unless this one already is.
     """
     import torch
 
     from mmsa_marl_core import train
-    from mmsa_marl_core.reproducible import run_pinned, unpinned_settings
+    from mmsa_marl_core.training.reproducible import run_pinned, unpinned_settings
 
     if getattr(config, "reproducible", False):
         device = "cpu" if device == "auto" else device
@@ -270,7 +270,7 @@ def run_evaluation(
     if not (run_dir / "run.json").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory: it has no run.json")
     if _is_reproducible(run_dir):
-        from mmsa_marl_core.reproducible import run_pinned, unpinned_settings
+        from mmsa_marl_core.training.reproducible import run_pinned, unpinned_settings
 
         device = "cpu" if device == "auto" else device
         if unpinned_settings():

@@ -90,7 +90,7 @@ class LbfCheck:
 
 @functools.cache
 def _random_return(env: str, episodes: int, seed: int) -> float:
-    from mmsa_marl_core.evaluate import random_return
+    from mmsa_marl_core.training.evaluate import random_return
 
     return random_return(env, episodes, seed)
 

@@ -166,8 +166,8 @@ def test_mmsa_on_continuous_actions_builds_the_actor_critic_learner():
 
     from mmsa_envs import make
     from mmsa_marl_core import get_algo
-    from mmsa_marl_core.mmsa_continuous import MMSAContinuousLearner
-    from mmsa_marl_core.mmsa_learner import MMSALearner
+    from mmsa_marl_core.learners.mmsa_continuous import MMSAContinuousLearner
+    from mmsa_marl_core.learners.mmsa_learner import MMSALearner
 
     args = build_parser().parse_args(["train", "--env", "dummy:continuous", "--algo", "mmsa"])
     config = train_config_from_args(args)

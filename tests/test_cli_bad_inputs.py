@@ -264,7 +264,7 @@ def test_bad_input_is_one_line_and_changes_nothing(argv, needle, fixtures, tmp_p
     argv = _argv(argv)
     lock = None
     if "in use by another" in needle:  # another writer holds the run
-        from mmsa_marl_core.run_lock import RunLock
+        from mmsa_marl_core.training.run_lock import RunLock
 
         lock = RunLock(work / "run")
         lock.acquire()

@@ -11,8 +11,8 @@ cost (about -6 to -9 per 25-step episode), the all-zero action pays none (about 
 freshly built learner, whose tanh actor starts near zero, scores about the same (about -0.5).
 Beating only the random policy proves nothing (the untrained actor does). So each run is compared
 with all three, measured in this file on exactly the episodes of the run's final evaluation (same
-eval-env seeds, same evaluation code, ``mmsa_marl_core.train.evaluate_policy``), the untrained
-learner being the very network the run starts from (same torch seed before the factory). The
+eval-env seeds, same evaluation code, ``mmsa_marl_core.evaluate_policy``), the untrained learner
+being the very network the run starts from (same torch seed before the factory). The
 trained greedy policy must beat the best of them by ``MARGIN``: a positive return means the
 cheetah moved forward by more than what it paid for its actions.
 
@@ -31,9 +31,9 @@ import pytest
 import torch
 
 from mmsa_envs import make, make_vector_env
-from mmsa_marl_core.config import TrainConfig, config_from_dict
-from mmsa_marl_core.learner import get_algo
-from mmsa_marl_core.train import EVAL_SEED_OFFSET, evaluate_policy, train
+from mmsa_marl_core.registry import get_algo
+from mmsa_marl_core.training.config import TrainConfig, config_from_dict
+from mmsa_marl_core.training.train import EVAL_SEED_OFFSET, evaluate_policy, train
 
 pytestmark = [pytest.mark.learning, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from PIL import Image, ImageSequence
 from flows.cli import main
 from flows.render import RenderError, draw_frame, render_run, write_animation
 from mmsa_envs import make
-from mmsa_marl_core.checkpoint import list_checkpoints
+from mmsa_marl_core.training.checkpoint import list_checkpoints
 
 TINY = [
     "--steps", "300", "--seed", "2", "--device", "cpu", "--no-progress", "--no-tensorboard",

@@ -52,7 +52,7 @@ def test_report_from_two_tiny_runs(tmp_path: Path, tiny_overrides: dict[str, int
 
     # The greedy policy of the checkpoint, collected on the evaluation's episode seeds, gives
     # back exactly the evaluation's mean return.
-    from mmsa_marl_core.train import EVAL_SEED_OFFSET
+    from mmsa_marl_core.training.train import EVAL_SEED_OFFSET
 
     data = collect_from_run(runs[1], episodes=6, seed=1 + EVAL_SEED_OFFSET)
     assert data["episode_return"].mean() == pytest.approx(evaluated["return_mean"], abs=1e-5)

@@ -22,7 +22,7 @@ import torch
 
 from flows.cli import main
 from mmsa_marl_core import config_from_dict, evaluate, train
-from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint
+from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint
 
 SMALL = [
     "n_envs=2", "batch_size=4", "buffer_size=20", "eval_episodes=2", "log_every=50",

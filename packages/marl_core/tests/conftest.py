@@ -18,10 +18,10 @@ import torch
 
 from mmsa_envs import EnvSpec, make, make_vector_env
 from mmsa_marl_core import config_from_dict
-from mmsa_marl_core.batch import Batch
-from mmsa_marl_core.buffer import EpisodeBuffer
-from mmsa_marl_core.collect import run_episodes
-from mmsa_marl_core.learner import Learner, get_algo
+from mmsa_marl_core.data.batch import Batch
+from mmsa_marl_core.data.buffer import EpisodeBuffer
+from mmsa_marl_core.registry import Learner, get_algo
+from mmsa_marl_core.training.collect import run_episodes
 
 SMALL = {"agent_hidden": 12, "mixer_embed_dim": 6, "hypernet_hidden": 10}
 # Every registered algorithm: (env id, small algo_config).

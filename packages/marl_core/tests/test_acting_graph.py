@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmsa_marl_core.acting_graph import GraphCache
+from mmsa_marl_core.imagination.acting_graph import GraphCache
 
 
 def test_captures_once_per_key():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mmsa_marl_core import LinearSchedule, RNNAgent, epsilon_greedy, greedy, onehot_last_actions
-from mmsa_marl_core.agent import onehot_taken
+from mmsa_marl_core.networks.agent import onehot_taken
 
 T, B, N, O, A, H = 5, 4, 3, 7, 6, 8  # noqa: E741
 

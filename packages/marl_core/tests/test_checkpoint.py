@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 
-from mmsa_marl_core.checkpoint import (
+from mmsa_marl_core.training.checkpoint import (
     CheckpointError,
     CheckpointMismatchError,
     check_fingerprint,

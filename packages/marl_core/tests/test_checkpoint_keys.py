@@ -26,7 +26,7 @@ from mmsa_marl_core import (
     get_algo,
     run_episodes,
 )
-from mmsa_marl_core.checkpoint import load_checkpoint, save_checkpoint
+from mmsa_marl_core.training.checkpoint import load_checkpoint, save_checkpoint
 
 KEYS_FILE = Path(__file__).parent / "data" / "checkpoint_keys.json"
 SMALL = {"agent_hidden": 12, "mixer_embed_dim": 6, "hypernet_hidden": 10}

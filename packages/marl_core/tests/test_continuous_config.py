@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from mmsa_marl_core.config import ConfigError, config_from_dict, config_to_dict
-from mmsa_marl_core.continuous_config import (
+from mmsa_marl_core.learners.continuous_config import (
     FACMACConfig,
     MMSAContinuousConfig,
     continuous_config_from,
 )
-from mmsa_marl_core.mmsa_config import MMSAConfig
+from mmsa_marl_core.learners.mmsa_config import MMSAConfig
+from mmsa_marl_core.training.config import ConfigError, config_from_dict, config_to_dict
 from mmsa_worldmodel import WorldModelConfig
 
 
 def test_public_surface() -> None:
-    import mmsa_marl_core.continuous_config as module
+    import mmsa_marl_core.learners.continuous_config as module
 
     assert sorted(module.__all__) == [
         "FACMACConfig",

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmsa_marl_core.continuous_rollout import ActorImaginationPolicy, continuous_imagined_features
-from mmsa_marl_core.policy import DeterministicActor
-from mmsa_marl_core.sale_agent import SALEAgent
+from mmsa_marl_core.imagination.continuous_rollout import (
+    ActorImaginationPolicy,
+    continuous_imagined_features,
+)
+from mmsa_marl_core.networks.policy import DeterministicActor
+from mmsa_marl_core.networks.sale_agent import SALEAgent
 from mmsa_worldmodel import WorldModel, WorldModelConfig
 
 T, B, N, O, S, A, H, Z = 5, 4, 3, 7, 11, 6, 9, 8  # noqa: E741 - axis letters (STYLE.md)
@@ -28,7 +31,7 @@ def _nets(last: int = 0) -> tuple[SALEAgent, DeterministicActor]:
 
 
 def test_public_surface() -> None:
-    import mmsa_marl_core.continuous_rollout as module
+    import mmsa_marl_core.imagination.continuous_rollout as module
 
     assert sorted(module.__all__) == ["ActorImaginationPolicy", "continuous_imagined_features"]
 

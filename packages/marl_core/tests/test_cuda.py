@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from mmsa_marl_core import config_from_dict, read_metrics, train
-from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint
-from mmsa_marl_core.rollout import imagined_features
+from mmsa_marl_core.imagination.rollout import imagined_features
+from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint
 from mmsa_worldmodel import ModelState
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from mmsa_envs import make_vector_env
-from mmsa_marl_core.evaluate import random_return
-from mmsa_marl_core.train import EVAL_SEED_OFFSET
+from mmsa_marl_core.training.evaluate import random_return
+from mmsa_marl_core.training.train import EVAL_SEED_OFFSET
 
 ENV = "lbf:Foraging-5x5-2p-1f-v3"
 

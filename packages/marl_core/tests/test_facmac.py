@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mmsa_envs import make
-from mmsa_marl_core.facmac import (
+from mmsa_marl_core.learners.facmac import (
     FACMACConfig,
     build_facmac,
     explore_actions,
@@ -18,14 +18,14 @@ from mmsa_marl_core.facmac import (
     mixed_actor_loss,
     soft_update,
 )
-from mmsa_marl_core.learner import get_algo
-from mmsa_marl_core.mixers import QMIX
+from mmsa_marl_core.networks.mixers import QMIX
+from mmsa_marl_core.registry import get_algo
 
 T, B, N, A, S = 5, 4, 3, 6, 11
 
 
 def test_public_surface() -> None:
-    import mmsa_marl_core.facmac as module
+    import mmsa_marl_core.learners.facmac as module
 
     assert sorted(module.__all__) == sorted(
         [

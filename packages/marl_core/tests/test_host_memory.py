@@ -22,7 +22,7 @@ glibc = pytest.mark.skipif(
 # the minor page faults of 20 such rounds after 3 warm-up rounds.
 CHURN = """
 import resource, sys, torch
-from mmsa_marl_core.host_memory import retain_freed_memory
+from mmsa_marl_core.training.host_memory import retain_freed_memory
 print(retain_freed_memory() if sys.argv[1] == "retain" else None)
 def churn():
     blocks = [torch.ones(1 << 20) for _ in range(8)]

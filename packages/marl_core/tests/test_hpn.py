@@ -12,11 +12,11 @@ import torch
 
 from mmsa_envs import EntityLayout, make
 from mmsa_marl_core import EpisodeBuffer, Learner, config_from_dict, train
-from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint
-from mmsa_marl_core.collect import run_episodes
-from mmsa_marl_core.hpn import HPNAgent, HPNQLearner, HPNQLearnerConfig
-from mmsa_marl_core.learner import get_algo
-from mmsa_marl_core.q_learner import QLearnerConfig
+from mmsa_marl_core.learners.hpn import HPNAgent, HPNQLearner, HPNQLearnerConfig
+from mmsa_marl_core.learners.q_learner import QLearnerConfig
+from mmsa_marl_core.registry import get_algo
+from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint
+from mmsa_marl_core.training.collect import run_episodes
 
 # Mutually distinct sizes: N=3 agents, 2 allies of 3 features, 4 enemies of 5, own 2 + 3,
 # O=31, A=7 with attack actions out of order and interleaved with the normal ones.

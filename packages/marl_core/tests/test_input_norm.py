@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from mmsa_marl_core.input_norm import RunningNormalizer
+from mmsa_marl_core.ops.input_norm import RunningNormalizer
 
 T, B, N, O = 5, 4, 3, 7  # noqa: E741 - axis letters (STYLE.md)
 
 
 def test_public_surface() -> None:
-    import mmsa_marl_core.input_norm as module
+    import mmsa_marl_core.ops.input_norm as module
 
     assert module.__all__ == ["RunningNormalizer"]
 

@@ -12,15 +12,15 @@ import pytest
 import torch
 
 from mmsa_envs import make
-from mmsa_marl_core.batch import Batch
-from mmsa_marl_core.buffer import EpisodeBuffer
-from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint
-from mmsa_marl_core.config import config_from_dict
-from mmsa_marl_core.continuous_config import FACMACConfig, MMSAContinuousConfig
-from mmsa_marl_core.learner import Learner, get_algo
-from mmsa_marl_core.mmsa_config import MMSAConfig
-from mmsa_marl_core.mmsa_continuous import MMSAContinuousLearner, build_from_mmsa_config
-from mmsa_marl_core.train import train
+from mmsa_marl_core.data.batch import Batch
+from mmsa_marl_core.data.buffer import EpisodeBuffer
+from mmsa_marl_core.learners.continuous_config import FACMACConfig, MMSAContinuousConfig
+from mmsa_marl_core.learners.mmsa_config import MMSAConfig
+from mmsa_marl_core.learners.mmsa_continuous import MMSAContinuousLearner, build_from_mmsa_config
+from mmsa_marl_core.registry import Learner, get_algo
+from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint
+from mmsa_marl_core.training.config import config_from_dict
+from mmsa_marl_core.training.train import train
 from mmsa_worldmodel import WorldModelConfig
 
 T, B, N, O, S, A = 5, 4, 3, 7, 11, 6  # noqa: E741 - axis letters (STYLE.md)
@@ -82,7 +82,7 @@ CONFIGS = {
 
 
 def test_public_surface() -> None:
-    import mmsa_marl_core.mmsa_continuous as module
+    import mmsa_marl_core.learners.mmsa_continuous as module
 
     assert sorted(module.__all__) == ["MMSAContinuousLearner", "build_from_mmsa_config"]
 

@@ -18,9 +18,9 @@ from mmsa_marl_core import (
     read_metrics,
     train,
 )
-from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint
-from mmsa_marl_core.mmsa_config import ABLATIONS, MMSAConfig
-from mmsa_marl_core.mmsa_learner import MMSALearner
+from mmsa_marl_core.learners.mmsa_config import ABLATIONS, MMSAConfig
+from mmsa_marl_core.learners.mmsa_learner import MMSALearner
+from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint
 from mmsa_worldmodel import WorldModelConfig
 
 # Small, mutually distinct sizes (dummy env: N=3, O=7, S=11, A=6).
@@ -131,7 +131,7 @@ def test_acting_reads_the_fixed_encoder_and_carries_the_agent_state(dummy_spec, 
     """`act` is one step of the agent with TD7's fixed encoder copy (`learner.acting`, eager on
     the CPU): the greedy actions are the masked argmax of that step's Q, the next state is its
     GRU state and the one-hot of the actions taken, and it follows the encoder chain."""
-    from mmsa_marl_core.sale_agent import agent_inputs
+    from mmsa_marl_core.networks.sale_agent import agent_inputs
 
     learner = _learner(dummy_spec, target_update_interval=1)
     spec, b = dummy_spec, 4
@@ -375,7 +375,7 @@ def test_config_rejects_bad_values(dummy_spec):
 
 def test_algo_mmsa_on_continuous_actions_is_the_actor_critic_learner():
     from mmsa_envs import make
-    from mmsa_marl_core.mmsa_continuous import MMSAContinuousLearner
+    from mmsa_marl_core.learners.mmsa_continuous import MMSAContinuousLearner
 
     spec = make("dummy:continuous").spec
     learner = get_algo("mmsa").factory(spec, SMALL, torch.device("cpu"))

@@ -16,10 +16,8 @@ import pytest
 import torch
 
 from mmsa_marl_core import Batch, EpisodeBuffer
-from mmsa_marl_core.agent import onehot_last_actions
-from mmsa_marl_core.imagination_graph import ImaginationGraphs
-from mmsa_marl_core.mmsa_config import ABLATIONS
-from mmsa_marl_core.mmsa_world import (
+from mmsa_marl_core.imagination.imagination_graph import ImaginationGraphs
+from mmsa_marl_core.imagination.mmsa_world import (
     KL_TERMS,
     REC_TERMS,
     loss_groups,
@@ -27,9 +25,11 @@ from mmsa_marl_core.mmsa_world import (
     world_model_diagnostics,
     world_model_terms,
 )
-from mmsa_marl_core.rollout import RolloutEncoder, imagined_features
-from mmsa_marl_core.sale_agent import SALEAgent, agent_inputs
-from mmsa_marl_core.td import Rows
+from mmsa_marl_core.imagination.rollout import RolloutEncoder, imagined_features
+from mmsa_marl_core.learners.mmsa_config import ABLATIONS
+from mmsa_marl_core.networks.agent import onehot_last_actions
+from mmsa_marl_core.networks.sale_agent import SALEAgent, agent_inputs
+from mmsa_marl_core.ops.td import Rows
 from mmsa_sale import Encoder
 from mmsa_worldmodel import (
     ModelState,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mmsa_marl_core import RunningMeanStd, guarded_step, make_optimizer
-from mmsa_marl_core.optim import scalars
+from mmsa_marl_core.ops.optim import scalars
 
 
 def test_guarded_step_applies_clips_and_skips():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmsa_envs import make
-from mmsa_marl_core.policy import ActionScale, DeterministicActor, MLPCritic
+from mmsa_marl_core.networks.policy import ActionScale, DeterministicActor, MLPCritic
 
 T, B, N, O, A, H, Z = 5, 4, 3, 7, 6, 9, 8  # noqa: E741 - axis letters (STYLE.md)
 IN = O + A + N
@@ -25,7 +25,7 @@ def _actor(use_sale: bool = True, low=(-1.0,) * A, high=(1.0,) * A) -> Determini
 
 
 def test_public_surface() -> None:
-    import mmsa_marl_core.policy as module
+    import mmsa_marl_core.networks.policy as module
 
     assert sorted(module.__all__) == ["ActionScale", "DeterministicActor", "MLPCritic"]
 

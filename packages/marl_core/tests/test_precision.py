@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.modules.module import register_module_forward_hook
 
 from mmsa_marl_core import ConfigError, config_from_dict, read_metrics, train
-from mmsa_marl_core.precision import update_precision
+from mmsa_marl_core.ops.precision import update_precision
 
 SMALL = {"agent_hidden": 12, "mixer_embed_dim": 6, "hypernet_hidden": 10}
 ALGOS = ("qmix", "vdn", "mmsa", "facmac", "mmsa_continuous")  # conftest.SMALL_ALGOS

@@ -1,5 +1,5 @@
-"""Reproducible mode (`mmsa_marl_core.reproducible`): the pinned environment, the refusal of an
-unpinned reproducible run, and `run_pinned`'s child."""
+"""Reproducible mode (`mmsa_marl_core.training.reproducible`): the pinned environment, the
+refusal of an unpinned reproducible run, and `run_pinned`'s child."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmsa_marl_core import TrainConfig, train
-from mmsa_marl_core.reproducible import (
+from mmsa_marl_core.training.reproducible import (
     PINNED_ENVIRONMENT,
     kernel_settings,
     pinned_environ,

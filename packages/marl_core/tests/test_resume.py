@@ -17,21 +17,21 @@ import torch
 
 from mmsa_envs import make_vector_env
 from mmsa_marl_core import EpisodeBuffer, config_from_dict, get_algo
-from mmsa_marl_core.checkpoint import (
+from mmsa_marl_core.training.checkpoint import (
     CheckpointMismatchError,
     check_fingerprint,
     load_checkpoint,
     save_checkpoint,
 )
-from mmsa_marl_core.config import TrainConfig
-from mmsa_marl_core.resume import (
+from mmsa_marl_core.training.config import TrainConfig
+from mmsa_marl_core.training.resume import (
     Progress,
     _to_device,
     checkpoint_payload,
     restore_payload,
     run_fingerprint,
 )
-from mmsa_marl_core.train import EVAL_SEED_OFFSET
+from mmsa_marl_core.training.train import EVAL_SEED_OFFSET
 
 BASE = {
     "env": "dummy",

@@ -8,14 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from mmsa_marl_core import EpisodeBuffer, onehot_last_actions
-from mmsa_marl_core.imagination_graph import ImaginationGraphs
-from mmsa_marl_core.rollout import (
+from mmsa_marl_core.imagination.imagination_graph import ImaginationGraphs
+from mmsa_marl_core.imagination.rollout import (
     GreedyImaginationPolicy,
     RolloutEncoder,
     imagined_features,
     rollout_codes,
 )
-from mmsa_marl_core.sale_agent import SALEAgent, agent_inputs, masked_greedy
+from mmsa_marl_core.networks.sale_agent import SALEAgent, agent_inputs, masked_greedy
 from mmsa_sale import Encoder
 from mmsa_worldmodel import WorldModel, WorldModelConfig
 

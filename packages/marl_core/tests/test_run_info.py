@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mmsa_envs import make
-from mmsa_marl_core.run_info import (
+from mmsa_marl_core.training.run_info import (
     git_commit,
     read_run_json,
     spec_to_dict,

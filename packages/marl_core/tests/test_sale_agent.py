@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmsa_marl_core.sale_agent import (
+from mmsa_marl_core.networks.sale_agent import (
     SALEAgent,
     agent_inputs,
     all_actions,

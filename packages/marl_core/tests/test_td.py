@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmsa_marl_core import gather_actions, masked_argmax, masked_mean, td_targets
-from mmsa_marl_core.td import Rows
+from mmsa_marl_core.ops.td import Rows
 
 T, B = 5, 4
 

@@ -20,7 +20,7 @@ from mmsa_marl_core import (
     register_algo,
     train,
 )
-from mmsa_marl_core.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 
 BASE = {
     "env": "dummy",

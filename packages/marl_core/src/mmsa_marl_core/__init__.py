@@ -7,20 +7,20 @@
 torch.Size([5, 4])
 """
 
-from .agent import LinearSchedule, RNNAgent, epsilon_greedy, greedy, onehot_last_actions
-from .batch import Batch
-from .buffer import EpisodeBuffer
-from .checkpoint import CheckpointError, CheckpointMismatchError
-from .collect import Episodes, run_episodes
-from .config import DEFAULT_ENV, ConfigError, TrainConfig, config_from_dict, config_to_dict
-from .evaluate import evaluate
-from .learner import AlgoEntry, Learner, algo_names, get_algo, register_algo
-from .metrics import JsonlMetrics, MetricsLogger, read_metrics
-from .mixers import QMIX, VDN, Mixer
-from .optim import RunningMeanStd, guarded_step, make_optimizer
-from .q_learner import QLearner, QLearnerConfig
-from .td import gather_actions, masked_argmax, masked_mean, td_targets
-from .train import NonFiniteLossError, TrainResult, evaluate_policy, train
+from .data.batch import Batch
+from .data.buffer import EpisodeBuffer
+from .learners.q_learner import QLearner, QLearnerConfig
+from .networks.agent import LinearSchedule, RNNAgent, epsilon_greedy, greedy, onehot_last_actions
+from .networks.mixers import QMIX, VDN, Mixer
+from .ops.optim import RunningMeanStd, guarded_step, make_optimizer
+from .ops.td import gather_actions, masked_argmax, masked_mean, td_targets
+from .registry import AlgoEntry, Learner, algo_names, get_algo, register_algo
+from .training.checkpoint import CheckpointError, CheckpointMismatchError
+from .training.collect import Episodes, run_episodes
+from .training.config import DEFAULT_ENV, ConfigError, TrainConfig, config_from_dict, config_to_dict
+from .training.evaluate import evaluate
+from .training.metrics import JsonlMetrics, MetricsLogger, read_metrics
+from .training.train import NonFiniteLossError, TrainResult, evaluate_policy, train
 
 __all__ = [
     "AlgoEntry",

@@ -41,14 +41,10 @@ from mmsa_envs import EnvSpec
 from mmsa_sale import Encoder, FixedEncoders, encoder_loss
 from mmsa_worldmodel import WorldModel
 
-from .acting_graph import ActingGraphs
-from .agent import epsilon_greedy, greedy, onehot_last_actions, onehot_taken
-from .batch import Batch
-from .imagination_graph import ImaginationGraphs
-from .learner import Learner, register_algo
-from .mixers import QMIX
-from .mmsa_config import MMSAConfig
-from .mmsa_world import (
+from ..data.batch import Batch
+from ..imagination.acting_graph import ActingGraphs
+from ..imagination.imagination_graph import ImaginationGraphs
+from ..imagination.mmsa_world import (
     KL_TERMS,
     REC_TERMS,
     loss_groups,
@@ -56,11 +52,15 @@ from .mmsa_world import (
     world_model_diagnostics,
     world_model_terms,
 )
-from .optim import RunningMeanStd, grouped_step, scalars
-from .precision import low_precision
-from .rollout import RolloutEncoder
-from .sale_agent import SALEAgent, agent_inputs, embedding_stats, q_of_action
-from .td import Rows, masked_argmax, masked_mean, td_metrics, td_targets
+from ..imagination.rollout import RolloutEncoder
+from ..networks.agent import epsilon_greedy, greedy, onehot_last_actions, onehot_taken
+from ..networks.mixers import QMIX
+from ..networks.sale_agent import SALEAgent, agent_inputs, embedding_stats, q_of_action
+from ..ops.optim import RunningMeanStd, grouped_step, scalars
+from ..ops.precision import low_precision
+from ..ops.td import Rows, masked_argmax, masked_mean, td_metrics, td_targets
+from ..registry import Learner, register_algo
+from .mmsa_config import MMSAConfig
 
 __all__ = ["MMSALearner", "KL_TERMS", "REC_TERMS"]
 

@@ -23,9 +23,9 @@ from torch import Tensor
 
 from mmsa_worldmodel import ModelState, WorldModel, kl_per_step, open_loop_error, posterior_collapse
 
+from ..ops.td import Rows
 from .imagination_graph import ImaginationGraphs
 from .rollout import RolloutEncoder
-from .td import Rows
 
 __all__ = [
     "KL_TERMS",

@@ -21,10 +21,10 @@ import torch
 
 from mmsa_envs import EnvSpec
 
-from .buffer import EpisodeBuffer
+from ..data.buffer import EpisodeBuffer
+from ..registry import Learner
 from .collect import AnyVectorEnv
 from .config import TrainConfig, config_to_dict
-from .learner import Learner
 
 __all__ = [
     "Progress",

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
-from .learner import get_algo
-from .precision import PRECISIONS
+from ..ops.precision import PRECISIONS
+from ..registry import get_algo
 
 __all__ = [
     "TrainConfig",
@@ -77,17 +77,17 @@ class TrainConfig:
     precision: str = "fp32"
     """Arithmetic of the gradient updates: `fp32`, or `bf16`: the updates' passes without
     gradient (target networks, greedy action selection, world-model imagination) run under
-    bfloat16 autocast, everything with gradient stays float32 (`mmsa_marl_core.precision`).
+    bfloat16 autocast, everything with gradient stays float32 (`mmsa_marl_core.ops.precision`).
     Acting and evaluation stay float32. Faster on GPUs and on CPUs with AVX512-BF16 or AMX;
     runs differ from fp32 ones, so compare algorithms at the same precision."""
     retain_freed_memory: bool = True
-    """Keep freed host memory in the process (glibc `mallopt`, `mmsa_marl_core.host_memory`)
-    instead of mapping large tensors afresh at every update: same results, MMSA's CPU update
-    5-10% faster. Process-wide; no effect off glibc or when `MALLOC_MMAP_THRESHOLD_` or
-    `MALLOC_TRIM_THRESHOLD_` is set."""
+    """Keep freed host memory in the process (glibc `mallopt`,
+    `mmsa_marl_core.training.host_memory`) instead of mapping large tensors afresh at every
+    update: same results, MMSA's CPU update 5-10% faster. Process-wide; no effect off glibc or
+    when `MALLOC_MMAP_THRESHOLD_` or `MALLOC_TRIM_THRESHOLD_` is set."""
     reproducible: bool = False
     """Pin the CPU kernel paths and threads so that this config gives the same numbers on any
-    x86-64 CPU, not only on this machine (`mmsa_marl_core.reproducible`: ATen's default
+    x86-64 CPU, not only on this machine (`mmsa_marl_core.training.reproducible`: ATen's default
     kernels, MKL's COMPATIBLE branch, one thread). The pins must be in place before torch
     loads: `mmsa train`, the flows and the DVC stages start a pinned process for such a run;
     `train` itself refuses to run unpinned. CPU only; slower (see the README's figure)."""

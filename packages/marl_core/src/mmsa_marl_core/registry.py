@@ -47,7 +47,7 @@ import torch
 
 from mmsa_envs import EnvSpec
 
-from .batch import Batch
+from .data.batch import Batch
 
 __all__ = ["Learner", "AlgoEntry", "register_algo", "get_algo", "algo_names"]
 
@@ -115,11 +115,11 @@ _REGISTRY: dict[str, AlgoEntry] = {}
 # Modules that register algorithms when imported. Missing ones are skipped (they arrive in
 # later versions); any other import error propagates.
 _ALGO_MODULES = (
-    "mmsa_marl_core.q_learner",
-    "mmsa_marl_core.hpn",
-    "mmsa_marl_core.mmsa_learner",
-    "mmsa_marl_core.facmac",
-    "mmsa_marl_core.mmsa_continuous",
+    "mmsa_marl_core.learners.q_learner",
+    "mmsa_marl_core.learners.hpn",
+    "mmsa_marl_core.learners.mmsa_learner",
+    "mmsa_marl_core.learners.facmac",
+    "mmsa_marl_core.learners.mmsa_continuous",
 )
 _loaded = False
 

@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from mmsa_envs import EnvSpec
 
-from .agent import (
+from ..data.batch import Batch
+from ..networks.agent import (
     LinearSchedule,
     RNNAgent,
     epsilon_greedy,
@@ -30,12 +31,11 @@ from .agent import (
     onehot_last_actions,
     onehot_taken,
 )
-from .batch import Batch
-from .learner import register_algo
-from .mixers import QMIX, VDN, Mixer
-from .optim import RunningMeanStd, guarded_step, make_optimizer, scalars
-from .precision import low_precision
-from .td import gather_actions, masked_argmax, masked_mean, td_metrics, td_targets
+from ..networks.mixers import QMIX, VDN, Mixer
+from ..ops.optim import RunningMeanStd, guarded_step, make_optimizer, scalars
+from ..ops.precision import low_precision
+from ..ops.td import gather_actions, masked_argmax, masked_mean, td_metrics, td_targets
+from ..registry import register_algo
 
 __all__ = ["QLearnerConfig", "QLearner"]
 

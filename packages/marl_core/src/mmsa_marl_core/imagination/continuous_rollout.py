@@ -23,9 +23,9 @@ from torch import Tensor
 
 from mmsa_sale import Encoder
 
-from .policy import DeterministicActor
-from .precision import low_precision
-from .sale_agent import SALEAgent, agent_inputs
+from ..networks.policy import DeterministicActor
+from ..networks.sale_agent import SALEAgent, agent_inputs
+from ..ops.precision import low_precision
 
 __all__ = ["ActorImaginationPolicy", "continuous_imagined_features"]
 

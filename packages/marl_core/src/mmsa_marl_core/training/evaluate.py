@@ -11,6 +11,7 @@ import torch
 
 from mmsa_envs import make_vector_env
 
+from ..registry import get_algo
 from .checkpoint import (
     CheckpointError,
     CheckpointMismatchError,
@@ -18,7 +19,6 @@ from .checkpoint import (
     load_checkpoint,
 )
 from .config import config_from_dict
-from .learner import get_algo
 from .run_info import read_run_config
 from .train import EVAL_SEED_OFFSET, evaluate_policy
 

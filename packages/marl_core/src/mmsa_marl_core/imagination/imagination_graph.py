@@ -38,10 +38,10 @@ from torch import Tensor
 from mmsa_sale import Encoder
 from mmsa_worldmodel import ModelState
 
+from ..networks.sale_agent import SALEAgent
+from ..ops.precision import low_precision_dtype
 from .acting_graph import GraphCache, capture_graph
-from .precision import low_precision_dtype
 from .rollout import imagined_features
-from .sale_agent import SALEAgent
 
 __all__ = ["ImaginationGraphs"]
 

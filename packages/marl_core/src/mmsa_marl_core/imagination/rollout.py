@@ -31,8 +31,8 @@ from torch import Tensor, nn
 from mmsa_sale import Encoder
 from mmsa_worldmodel import pack_rnn
 
-from .precision import low_precision
-from .sale_agent import SALEAgent, agent_inputs, masked_greedy
+from ..networks.sale_agent import SALEAgent, agent_inputs, masked_greedy
+from ..ops.precision import low_precision
 
 __all__ = ["GreedyImaginationPolicy", "RolloutEncoder", "imagined_features", "rollout_codes"]
 

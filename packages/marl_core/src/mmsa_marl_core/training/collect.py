@@ -12,7 +12,7 @@ import numpy as np
 
 from mmsa_envs import SMAXVectorEnv, VectorEnv
 
-from .learner import Learner
+from ..registry import Learner
 
 __all__ = ["Episodes", "run_episodes", "AnyVectorEnv"]
 

@@ -12,7 +12,7 @@ learner, and registers the baseline:
   with its action penalty);
 - ``soft_update``: Polyak averaging of target networks (TD3: ``tau = 0.005``);
 - ``explore_actions``: TD3/TD7 exploration (uniform warm-up, then Gaussian noise, clipped);
-- ``grouped_step`` (from ``mmsa_marl_core.optim``, re-exported here): the one backward pass with
+- ``grouped_step`` (from ``mmsa_marl_core.ops.optim``, re-exported here): the one backward pass with
   a gradient-norm clip per parameter group, skipped when the loss or a norm is not finite.
 
 The ``facmac`` algorithm is ``MMSAContinuousLearner`` given the base ``FACMACConfig``: a plain
@@ -34,10 +34,10 @@ from torch import Tensor, nn
 
 from mmsa_envs import EnvSpec
 
+from ..ops.optim import grouped_step
+from ..ops.td import masked_mean
+from ..registry import Learner, register_algo
 from .continuous_config import FACMACConfig
-from .learner import Learner, register_algo
-from .optim import grouped_step
-from .td import masked_mean
 
 __all__ = [
     "FACMACConfig",

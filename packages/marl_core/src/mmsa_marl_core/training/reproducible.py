@@ -202,7 +202,7 @@ def require_pinned(device: Any) -> None:
         raise ValueError(
             "reproducible=True needs the CPU kernels pinned before torch loads, and this "
             f"process has {missing[0]}: start it through `mmsa train`, the flows or "
-            "`mmsa_marl_core.reproducible.run_pinned`, or with the environment of "
+            "`mmsa_marl_core.training.reproducible.run_pinned`, or with the environment of "
             "`pinned_environ()`"
         )
     torch.set_num_threads(1)

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from mmsa_sale import Encoder, Phi
 
-from .td import gather_actions
+from ..ops.td import gather_actions
 
 __all__ = [
     "HEADS",

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from mmsa_sale import Encoder
 
-from .sale_agent import SALEAgent, agent_inputs
+from ..networks.sale_agent import SALEAgent, agent_inputs
 
 __all__ = ["ActingGraphs", "GraphCache", "capture_graph"]
 

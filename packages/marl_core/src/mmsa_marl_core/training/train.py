@@ -40,7 +40,9 @@ from tqdm.auto import tqdm
 
 from mmsa_envs import make_vector_env
 
-from .buffer import EpisodeBuffer
+from ..data.buffer import EpisodeBuffer
+from ..ops.precision import update_precision
+from ..registry import Learner, get_algo
 from .checkpoint import (
     check_fingerprint,
     latest_checkpoint,
@@ -51,9 +53,7 @@ from .checkpoint import (
 from .collect import AnyVectorEnv, Episodes, run_episodes
 from .config import ConfigError, TrainConfig, config_to_dict
 from .host_memory import retain_freed_memory
-from .learner import Learner, get_algo
 from .metrics import JsonlMetrics, MetricsLogger
-from .precision import update_precision
 from .reproducible import kernel_settings, require_pinned
 from .resume import (
     Progress,

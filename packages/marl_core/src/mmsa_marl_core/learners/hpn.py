@@ -32,8 +32,8 @@ from torch import Tensor, nn
 
 from mmsa_envs import EntityLayout, EnvSpec
 
-from .agent import RNNAgent
-from .learner import register_algo
+from ..networks.agent import RNNAgent
+from ..registry import register_algo
 from .q_learner import QLearner, QLearnerConfig
 
 __all__ = ["HPNAgent", "HPNQLearner", "HPNQLearnerConfig"]

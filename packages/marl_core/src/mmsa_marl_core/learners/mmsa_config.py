@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from mmsa_worldmodel import WorldModelConfig
 
+from ..networks.sale_agent import HEADS
 from .q_learner import QLearnerConfig
-from .sale_agent import HEADS
 
 __all__ = ["ABLATIONS", "AblationSwitches", "MMSAConfig"]
 

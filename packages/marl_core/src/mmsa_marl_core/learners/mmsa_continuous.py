@@ -33,19 +33,19 @@ from mmsa_envs import EnvSpec
 from mmsa_sale import Encoder, FixedEncoders, encoder_loss
 from mmsa_worldmodel import EpisodeBatch, WorldModel
 
-from .batch import Batch
+from ..data.batch import Batch
+from ..imagination.continuous_rollout import continuous_imagined_features
+from ..imagination.rollout import RolloutEncoder
+from ..networks.mixers import QMIX
+from ..networks.policy import DeterministicActor, MLPCritic
+from ..networks.sale_agent import SALEAgent, agent_inputs
+from ..ops.input_norm import RunningNormalizer
+from ..ops.precision import low_precision
+from ..ops.td import masked_mean, td_targets
+from ..registry import Learner, register_algo
 from .continuous_config import FACMACConfig, MMSAContinuousConfig, continuous_config_from
-from .continuous_rollout import continuous_imagined_features
 from .facmac import explore_actions, frozen, grouped_step, mixed_actor_loss, soft_update
-from .input_norm import RunningNormalizer
-from .learner import Learner, register_algo
-from .mixers import QMIX
 from .mmsa_learner import KL_TERMS, REC_TERMS
-from .policy import DeterministicActor, MLPCritic
-from .precision import low_precision
-from .rollout import RolloutEncoder
-from .sale_agent import SALEAgent, agent_inputs
-from .td import masked_mean, td_targets
 
 __all__ = ["MMSAContinuousLearner", "build_from_mmsa_config"]
 
