@@ -12,8 +12,9 @@ import torch
 
 from mmsa_envs import EntityLayout, make
 from mmsa_marl_core import EpisodeBuffer, Learner, config_from_dict, train
-from mmsa_marl_core.learners.hpn import HPNAgent, HPNQLearner, HPNQLearnerConfig
+from mmsa_marl_core.learners.hpn import HPNQLearner, HPNQLearnerConfig
 from mmsa_marl_core.learners.q_learner import QLearnerConfig
+from mmsa_marl_core.networks.hpn_agent import HPNAgent
 from mmsa_marl_core.registry import get_algo
 from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint
 from mmsa_marl_core.training.collect import run_episodes
