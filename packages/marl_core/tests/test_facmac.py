@@ -9,35 +9,31 @@ import torch
 from torch import nn
 
 from mmsa_envs import make
-from mmsa_marl_core.learners.facmac import (
-    FACMACConfig,
-    build_facmac,
+from mmsa_marl_core.learners.continuous import (
     explore_actions,
     frozen,
-    grouped_step,
     mixed_actor_loss,
     soft_update,
 )
+from mmsa_marl_core.learners.facmac import FACMACConfig, build_facmac
 from mmsa_marl_core.networks.mixers import QMIX
+from mmsa_marl_core.ops.optim import grouped_step
 from mmsa_marl_core.registry import get_algo
 
 T, B, N, A, S = 5, 4, 3, 6, 11
 
 
 def test_public_surface() -> None:
-    import mmsa_marl_core.learners.facmac as module
+    import mmsa_marl_core.learners.continuous as continuous
+    import mmsa_marl_core.learners.facmac as facmac
 
-    assert sorted(module.__all__) == sorted(
-        [
-            "FACMACConfig",
-            "build_facmac",
-            "explore_actions",
-            "frozen",
-            "grouped_step",
-            "mixed_actor_loss",
-            "soft_update",
-        ]
-    )
+    assert sorted(facmac.__all__) == ["FACMACConfig", "build_facmac"]
+    assert sorted(continuous.__all__) == [
+        "explore_actions",
+        "frozen",
+        "mixed_actor_loss",
+        "soft_update",
+    ]
 
 
 def test_frozen_blocks_parameter_grads_but_not_input_grads() -> None:

@@ -28,11 +28,20 @@ Rules a learner follows so that resume is exact and devices stay the caller's ch
 
 Register an algorithm (at import of its module) with::
 
-    register_algo("mmsa", factory=MMSALearner.build, config_cls=MMSAConfig)
+    register_algo("qmix", factory=_qmix, config_cls=QLearnerConfig)
 
 `factory(spec: EnvSpec, algo_config: config_cls instance, device: torch.device) -> Learner`.
+One name can have a learner per action kind, registered by different modules with the same
+config class; the entry's factory then picks by `spec.action_kind` (``mmsa``: the discrete
+`MMSALearner`, the continuous `MMSAContinuousLearner`)::
+
+    register_algo("mmsa", MMSALearner.build, MMSAConfig, action_kind="discrete")
+    register_algo("mmsa", build_from_mmsa_config, MMSAConfig, action_kind="continuous")
+
 The registry imports the project's algorithm modules lazily (`_ALGO_MODULES`), so
-`get_algo("mmsa")` works without the caller importing the module first.
+`get_algo("mmsa")` works without the caller importing the module first. This module imports
+no other part of the package than `data`: the loop (`training`) and the algorithms
+(`learners`) both import it, and it imports neither.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from mmsa_envs import EnvSpec
+from mmsa_envs import ActionKind, EnvSpec
 
 from .data.batch import Batch
 
@@ -108,9 +117,13 @@ class AlgoEntry:
     """`factory(spec, algo_config, device) -> Learner`."""
     config_cls: type
     """Frozen dataclass of the algorithm's hyper-parameters (every default documented)."""
+    action_kinds: tuple[str, ...] = ()
+    """The action kinds with a learner of their own (`register_algo(..., action_kind=...)`),
+    which `factory` chooses from; empty when one factory serves every env."""
 
 
 _REGISTRY: dict[str, AlgoEntry] = {}
+_BY_ACTION_KIND: dict[str, dict[str, LearnerFactory]] = {}
 
 # Modules that register algorithms when imported. Missing ones are skipped (they arrive in
 # later versions); any other import error propagates.
@@ -124,13 +137,63 @@ _ALGO_MODULES = (
 _loaded = False
 
 
-def register_algo(name: str, factory: LearnerFactory, config_cls: type) -> None:
-    """Make `name` available to `TrainConfig.algo`. Re-registering the same name replaces it."""
+def register_algo(
+    name: str,
+    factory: LearnerFactory,
+    config_cls: type,
+    *,
+    action_kind: ActionKind | None = None,
+) -> None:
+    """Make `name` available to `TrainConfig.algo`. Re-registering the same name replaces it.
+
+    With `action_kind` ("discrete" or "continuous"), `factory` builds `name`'s learner for envs
+    of that kind only, next to the other kind's (same `config_cls`); the entry's `factory`
+    dispatches on `spec.action_kind` and refuses a config that is not a `config_cls`. Without
+    it, `factory` serves every env and replaces any per-kind ones.
+    """
     if not name or not isinstance(name, str):
         raise ValueError(f"algorithm name must be a non-empty str, got {name!r}")
     if not (isinstance(config_cls, type) and is_dataclass(config_cls)):
         raise TypeError(f"config_cls of {name!r} must be a dataclass type, got {config_cls!r}")
-    _REGISTRY[name] = AlgoEntry(name=name, factory=factory, config_cls=config_cls)
+    if action_kind is None:
+        _BY_ACTION_KIND.pop(name, None)
+        _REGISTRY[name] = AlgoEntry(name=name, factory=factory, config_cls=config_cls)
+        return
+    if action_kind not in ("discrete", "continuous"):
+        raise ValueError(
+            f"action_kind of {name!r} must be 'discrete' or 'continuous', got {action_kind!r}"
+        )
+    factories = _BY_ACTION_KIND.setdefault(name, {})
+    if factories and _REGISTRY[name].config_cls is not config_cls:
+        raise ValueError(
+            f"{name!r} is registered with config_cls {_REGISTRY[name].config_cls.__name__}; its "
+            f"{action_kind} learner must take the same, not {config_cls.__name__}"
+        )
+    factories[action_kind] = factory
+    _REGISTRY[name] = AlgoEntry(
+        name=name,
+        factory=_by_action_kind(name, config_cls, factories),
+        config_cls=config_cls,
+        action_kinds=tuple(sorted(factories)),
+    )
+
+
+def _by_action_kind(
+    name: str, config_cls: type, factories: dict[str, LearnerFactory]
+) -> LearnerFactory:
+    """The factory of a name registered per action kind: the one for `spec.action_kind`."""
+
+    def factory(spec: EnvSpec, config: Any, device: torch.device) -> Learner:
+        if not isinstance(config, config_cls):
+            raise TypeError(f"{name} needs a {config_cls.__name__}, got {type(config).__name__}")
+        if spec.action_kind not in factories:
+            raise ValueError(
+                f"{name} has no learner for {spec.action_kind} actions (env {spec.id!r}); "
+                f"it has one for {' and '.join(sorted(factories))} actions"
+            )
+        return factories[spec.action_kind](spec, config, device)
+
+    return factory
 
 
 def _load_builtin() -> None:

@@ -1,4 +1,4 @@
-"""The world model's share of the discrete MMSA update (docs/design.md §4.3-§4.5).
+"""The world model's share of the MMSA update (docs/design.md §4.3-§4.5).
 
 - `world_model_terms`: its unreduced named losses, each scaled and averaged over real steps, and
   the posterior states they were computed on (one pass of the model over the batch);
@@ -8,8 +8,8 @@
   ``L = L_TD + b_kl L_KL + b_rec L_rec + b_sale (L_SALE^agent + L_SALE^world)``;
 - `world_model_diagnostics`: k-step open-loop errors, KL per step, collapsed latent dimensions.
 
-`MMSALearner` (``mmsa_learner``) calls these in its `update`; `KL_TERMS` and `REC_TERMS` are also
-read by the continuous learner.
+`MMSALearner` (``learners.mmsa_learner``) calls these in its `update`; the continuous learner
+(``learners.mmsa_continuous``) uses `world_model_terms` and `loss_groups` too.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ def world_model_terms(
     wm: WorldModel, batch: Any, real: Tensor
 ) -> tuple[dict[str, Tensor], dict[str, float], ModelState]:
     """``({"wm_<name>": scaled loss averaged over real steps}, {"wm_<name>": metric},
-    posterior)``; real ``[T, B]`` bool marks real transitions; the posterior ``[T+1, B, ...]``
-    (detached) is the one the losses were computed on, the imagination's start states."""
+    posterior)``; real ``[T, B]`` marks real transitions (bool, or the batch's 0/1 mask); the
+    posterior ``[T+1, B, ...]`` (detached) is the one the losses were computed on, the
+    imagination's start states."""
     wm_losses, wm_metrics, posterior = wm.losses_and_posterior(batch)
     metrics = {f"wm_{k}": v for k, v in wm_metrics.items()}
     count = real.sum().clamp(min=1)

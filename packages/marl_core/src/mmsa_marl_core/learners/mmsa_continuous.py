@@ -10,9 +10,9 @@ input ``x_i = [o_i, onehot(i)]`` with ``o_i`` standardised), ``h_i`` the shared 
     L      = L_TD + L_actor [every 2nd update] + b_kl L_KL + b_rec L_rec + b_sale L_SALE   (§4.5)
 
 One backward pass: the actor term, which must not train the critic (TD3/FACMAC step them apart for
-that reason), is built under ``facmac.frozen(critic, mixer)``, so its gradient reaches the actions
-through critic and mixer and lands on the actor only; the price is that the actor ascends the
-critic of before this update's critic step (a one-update lag). The actor reads ``h_i`` detached:
+that reason), is built under ``continuous.frozen(critic, mixer)``, so its gradient reaches the
+actions through critic and mixer and lands on the actor only; the price is that the actor ascends
+the critic of before this update's critic step (a one-update lag). The actor reads ``h_i`` detached:
 the agent GRU learns from the TD error, as the SALE encoder learns from its own loss (TD7).
 Targets follow by Polyak averaging on actor updates (TD3), the SALE fixed encoders by TD7's hard
 chain (see ``FACMACConfig.target_tau``). Given the base ``FACMACConfig`` this is the ``facmac``
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,21 +31,23 @@ from torch import Tensor, nn
 
 from mmsa_envs import EnvSpec
 from mmsa_sale import Encoder, FixedEncoders, encoder_loss
-from mmsa_worldmodel import EpisodeBatch, WorldModel
+from mmsa_worldmodel import WorldModel
 
 from ..data.batch import Batch
 from ..imagination.continuous_rollout import continuous_imagined_features
+from ..imagination.mmsa_world import loss_groups, world_model_terms
 from ..imagination.rollout import RolloutEncoder
 from ..networks.mixers import QMIX
 from ..networks.policy import DeterministicActor, MLPCritic
 from ..networks.sale_agent import SALEAgent, agent_inputs
 from ..ops.input_norm import RunningNormalizer
+from ..ops.optim import grouped_step
 from ..ops.precision import low_precision
 from ..ops.td import masked_mean, td_targets
 from ..registry import Learner, register_algo
+from .continuous import explore_actions, frozen, mixed_actor_loss, soft_update
 from .continuous_config import FACMACConfig, MMSAContinuousConfig, continuous_config_from
-from .facmac import explore_actions, frozen, grouped_step, mixed_actor_loss, soft_update
-from .mmsa_learner import KL_TERMS, REC_TERMS
+from .mmsa_config import MMSAConfig
 
 __all__ = ["MMSAContinuousLearner", "build_from_mmsa_config"]
 
@@ -258,13 +260,8 @@ class MMSAContinuousLearner:
         code = target_code = None
         if self.world_model is not None and self.rollout_encoder is not None:
             wm = self.world_model
-            episodes = cast(EpisodeBatch, batch)
-            wm_losses, wm_metrics, posterior = wm.losses_and_posterior(episodes)
-            metrics.update({f"wm_{k}": v for k, v in wm_metrics.items()})
-            count = mask.sum().clamp(min=1)
-            scales = wm.config.loss_scales()
-            for name, value in wm_losses.items():
-                terms[f"wm_{name}"] = scales[name] * value.sum() / count
+            terms, wm_metrics, posterior = world_model_terms(wm, batch, mask)
+            metrics.update(wm_metrics)
             hidden_before = torch.cat([torch.zeros_like(hidden[:1]), hidden[:-1]]).detach()
             features = continuous_imagined_features(
                 wm,
@@ -323,15 +320,9 @@ class MMSAContinuousLearner:
         # --- the one loss: L_TD + L_actor + b_kl L_KL + b_rec L_rec + b_sale L_SALE
         loss = td_loss + actor_loss
         if isinstance(cfg, MMSAContinuousConfig):
-            kl_mult = 2.0 if cfg.ablation == "no_klb" else 1.0  # balanced KL at 0.5 == KL / 2
-            zero = torch.zeros((), device=self.device)
-            if "wm_kl" in terms:
-                terms["wm_kl"] = kl_mult * terms["wm_kl"]
-            kl = sum((terms[f"wm_{k}"] for k in KL_TERMS if f"wm_{k}" in terms), zero)
-            rec = sum((terms[f"wm_{k}"] for k in REC_TERMS if f"wm_{k}" in terms), zero)
-            sale = sum((terms[k] for k in ("sale_agent", "wm_sale") if k in terms), zero)
+            parts = loss_groups(terms, cfg.ablation, self.device)
+            kl, rec, sale = parts["kl_loss"], parts["rec_loss"], parts["sale_loss"]
             loss = loss + cfg.b_kl * kl + cfg.b_rec * rec + cfg.b_sale * sale
-            parts = {"kl_loss": kl, "rec_loss": rec, "sale_loss": sale}
             metrics.update({k: float(v.detach()) for k, v in parts.items()})
         applied, norms = grouped_step(loss, self.optimizer, self._groups)
         metrics.update({f"grad_norm_{k}": v for k, v in norms.items()})
@@ -383,8 +374,9 @@ class MMSAContinuousLearner:
 
 
 def build_from_mmsa_config(spec: EnvSpec, config: Any, device: torch.device) -> Learner:
-    """Registry factory of ``mmsa_continuous``; also takes the discrete ``MMSAConfig`` (its
-    same-named fields carried over, ``continuous_config_from``) for an ``mmsa`` dispatch."""
+    """Registry factory of ``mmsa_continuous``, and of ``mmsa`` on continuous actions: it also
+    takes the discrete ``MMSAConfig``, its same-named fields carried over
+    (``continuous_config_from``)."""
     return MMSAContinuousLearner(spec, continuous_config_from(config), device)
 
 
@@ -393,3 +385,5 @@ def _module_dict(**modules: nn.Module | None) -> nn.ModuleDict:
 
 
 register_algo("mmsa_continuous", build_from_mmsa_config, MMSAContinuousConfig)
+# `mmsa` on continuous actions: this learner with the discrete config's shared fields.
+register_algo("mmsa", build_from_mmsa_config, MMSAConfig, action_kind="continuous")

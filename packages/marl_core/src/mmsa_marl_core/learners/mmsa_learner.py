@@ -45,8 +45,6 @@ from ..data.batch import Batch
 from ..imagination.acting_graph import ActingGraphs
 from ..imagination.imagination_graph import ImaginationGraphs
 from ..imagination.mmsa_world import (
-    KL_TERMS,
-    REC_TERMS,
     loss_groups,
     rollout_code_pair,
     world_model_diagnostics,
@@ -62,7 +60,7 @@ from ..ops.td import Rows, masked_argmax, masked_mean, td_metrics, td_targets
 from ..registry import Learner, register_algo
 from .mmsa_config import MMSAConfig
 
-__all__ = ["MMSALearner", "KL_TERMS", "REC_TERMS"]
+__all__ = ["MMSALearner"]
 
 
 class MMSALearner:
@@ -436,15 +434,11 @@ class MMSALearner:
 
     @classmethod
     def build(cls, spec: EnvSpec, config: MMSAConfig, device: torch.device) -> Learner:
-        """Registry factory of ``mmsa``: continuous action spaces (MaMuJoCo) get the
-        actor-critic MMSA learner of ``mmsa_continuous`` with this config's shared fields."""
+        """Registry factory of ``mmsa`` on discrete actions (continuous ones get the actor-critic
+        learner of ``mmsa_continuous``, registered there for the same name)."""
         if not isinstance(config, MMSAConfig):
             raise TypeError(f"MMSALearner needs an MMSAConfig, got {type(config).__name__}")
-        if not spec.discrete:
-            from .mmsa_continuous import build_from_mmsa_config  # imports this module
-
-            return build_from_mmsa_config(spec, config, device)
         return cls(spec, config, device)
 
 
-register_algo("mmsa", MMSALearner.build, MMSAConfig)
+register_algo("mmsa", MMSALearner.build, MMSAConfig, action_kind="discrete")
