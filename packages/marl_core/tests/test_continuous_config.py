@@ -82,3 +82,30 @@ def test_config_from_dict_round_trip_through_the_registry() -> None:
     assert type(facmac.algo_config) is FACMACConfig
     with pytest.raises(ConfigError, match="algo_config.zs_dim"):
         config_from_dict({"algo": "facmac", "algo_config": {"zs_dim": 3}})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("ablation", "no_mixer", "ablation='no_mixer' is not allowed; use one of none, no_wm"),
+        ("zs_dim", 0, "zs_dim=0 must be a positive int"),
+        ("code_dim", True, "code_dim=True must be a positive int"),
+        ("encoder_lr", float("nan"), "encoder_lr=nan must be a positive number"),
+        ("world_model_lr", True, "world_model_lr=True must be a positive number"),
+        ("b_sale", -1.0, "b_sale=-1.0 must be a number >= 0"),
+    ],
+)
+def test_discrete_and_continuous_mmsa_check_their_common_fields_alike(field, value, message):
+    for cls in (MMSAConfig, MMSAContinuousConfig):
+        with pytest.raises(ValueError, match=f"^{cls.__name__}.{message}"):
+            cls(**{field: value})
+    for cls in (MMSAConfig, MMSAContinuousConfig):
+        with pytest.raises(TypeError, match=f"{cls.__name__}.world_model must be a"):
+            cls(world_model={"horizon": 3})  # type: ignore[arg-type]
+
+
+def test_ablated_world_model() -> None:
+    for cls in (MMSAConfig, MMSAContinuousConfig):
+        assert cls().ablated_world_model == cls().world_model
+        assert cls(ablation="no_sale").ablated_world_model.use_sale is False
+        assert cls(ablation="no_klb").ablated_world_model.kl_balance == 0.5

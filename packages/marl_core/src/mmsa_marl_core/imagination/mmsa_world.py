@@ -6,10 +6,13 @@
   the rollout code ``c_t`` by the online and the target rollout GRU (same imagined features);
 - `loss_groups`: the ``b_kl`` / ``b_rec`` / ``b_sale`` groups of the one loss
   ``L = L_TD + b_kl L_KL + b_rec L_rec + b_sale (L_SALE^agent + L_SALE^world)``;
-- `world_model_diagnostics`: k-step open-loop errors, KL per step, collapsed latent dimensions.
+- `world_model_diagnostics`: k-step open-loop errors, KL per step, collapsed latent dimensions;
+- `world_model_and_rollout`: the world model, ablated as the config says, and its rollout GRU;
+- `model_param_groups`: the optimiser groups of the SALE encoder and the world model.
 
-`MMSALearner` (``learners.mmsa_learner``) calls these in its `update`; the continuous learner
-(``learners.mmsa_continuous``) uses `world_model_terms` and `loss_groups` too.
+`MMSALearner` (``learners.mmsa_learner``) calls these; the continuous learner
+(``learners.mmsa_continuous``) uses `world_model_terms`, `loss_groups` and `model_param_groups`
+too.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from mmsa_envs import EnvSpec
+from mmsa_sale import FixedEncoders
 from mmsa_worldmodel import ModelState, WorldModel, kl_per_step, open_loop_error, posterior_collapse
 
 from ..ops.td import Rows
@@ -34,6 +39,8 @@ __all__ = [
     "rollout_code_pair",
     "loss_groups",
     "world_model_diagnostics",
+    "world_model_and_rollout",
+    "model_param_groups",
 ]
 
 KL_TERMS = ("kl", "vae1_kl")
@@ -130,3 +137,40 @@ def world_model_diagnostics(wm: WorldModel, batch: Any) -> dict[str, float]:
     for name, value in posterior_collapse(wm, batch).items():
         out[f"diag_collapse_{name}"] = value
     return out
+
+
+def world_model_and_rollout(spec: EnvSpec, config: Any) -> tuple[WorldModel, RolloutEncoder]:
+    """The world model of `spec`'s agents, observations, state and actions with
+    `config.ablated_world_model`, and the rollout GRU turning its features into a
+    `config.code_dim` rollout code (built in this order)."""
+    world_model = WorldModel(
+        n_agents=spec.n_agents,
+        obs_dim=spec.obs_dim,
+        state_dim=spec.state_dim,
+        n_actions=spec.n_actions,
+        action_kind=spec.action_kind,
+        config=config.ablated_world_model,
+    )
+    return world_model, RolloutEncoder(world_model.feature_dim, config.code_dim)
+
+
+def model_param_groups(
+    encoders: FixedEncoders | None, world_model: WorldModel | None, config: Any
+) -> dict[str, tuple[list[nn.Parameter], float, float]]:
+    """``{"encoder": ..., "world_model": ...}`` groups ``(params, lr, max_grad_norm)`` of the
+    online SALE encoder and the world model (those present), at `config`'s ``encoder_lr`` and
+    ``world_model_lr``, each clipped at ``world_model_grad_clip`` on its own."""
+    groups: dict[str, tuple[list[nn.Parameter], float, float]] = {}
+    if encoders is not None:
+        groups["encoder"] = (
+            list(encoders.online.parameters()),
+            config.encoder_lr,
+            config.world_model_grad_clip,
+        )
+    if world_model is not None:
+        groups["world_model"] = (
+            list(world_model.parameters()),
+            config.world_model_lr,
+            config.world_model_grad_clip,
+        )
+    return groups

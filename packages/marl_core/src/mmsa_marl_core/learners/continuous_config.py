@@ -10,30 +10,14 @@ Field names shared with the discrete learners (``gamma``, ``agent_hidden``, ``mi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from mmsa_worldmodel import WorldModelConfig
 
-from .mmsa_config import ABLATIONS, AblationSwitches
+from .mmsa_config import AblationSwitches, check_fields, finite_number, positive_int
 
 __all__ = ["FACMACConfig", "MMSAContinuousConfig", "continuous_config_from"]
-
-
-def _check(config: Any, names: tuple[str, ...], ok: Any, what: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not ok(value):
-            raise ValueError(f"{type(config).__name__}.{name}={value!r} must be {what}")
-
-
-def _positive_int(v: Any) -> bool:
-    return isinstance(v, int) and v >= 1
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and math.isfinite(v)
 
 
 @dataclass(frozen=True)
@@ -88,7 +72,7 @@ class FACMACConfig:
     (docs/design.md §4.5: 10)."""
 
     def __post_init__(self) -> None:
-        _check(
+        check_fields(
             self,
             (
                 "agent_hidden",
@@ -98,23 +82,27 @@ class FACMACConfig:
                 "policy_delay",
                 "target_update_interval",
             ),
-            _positive_int,
+            positive_int,
             "a positive int",
         )
-        _check(self, ("random_steps",), lambda v: isinstance(v, int) and v >= 0, "an int >= 0")
-        _check(
+        check_fields(
+            self, ("random_steps",), lambda v: isinstance(v, int) and v >= 0, "an int >= 0"
+        )
+        check_fields(
             self,
             ("actor_lr", "critic_lr", "grad_norm_clip"),
-            lambda v: _number(v) and v > 0,
+            lambda v: finite_number(v) and v > 0,
             "a positive number",
         )
-        _check(
+        check_fields(
             self,
             ("exploration_std", "target_noise_std", "target_noise_clip", "actor_regularization"),
-            lambda v: _number(v) and v >= 0,
+            lambda v: finite_number(v) and v >= 0,
             "a number >= 0",
         )
-        _check(self, ("gamma", "target_tau"), lambda v: _number(v) and 0 <= v <= 1, "in [0, 1]")
+        check_fields(
+            self, ("gamma", "target_tau"), lambda v: finite_number(v) and 0 <= v <= 1, "in [0, 1]"
+        )
 
 
 @dataclass(frozen=True)
@@ -151,26 +139,7 @@ class MMSAContinuousConfig(FACMACConfig, AblationSwitches):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.ablation not in ABLATIONS:
-            raise ValueError(
-                f"MMSAContinuousConfig.ablation={self.ablation!r} is not allowed; use one of "
-                f"{', '.join(ABLATIONS)}"
-            )
-        _check(
-            self, ("zs_dim", "sale_hidden", "phi_dim", "code_dim"), _positive_int, "a positive int"
-        )
-        _check(
-            self,
-            ("encoder_lr", "world_model_lr", "world_model_grad_clip"),
-            lambda v: _number(v) and v > 0,
-            "a positive number",
-        )
-        _check(self, ("b_kl", "b_rec", "b_sale"), lambda v: _number(v) and v >= 0, "a number >= 0")
-        if not isinstance(self.world_model, WorldModelConfig):
-            raise TypeError(
-                "MMSAContinuousConfig.world_model must be a WorldModelConfig, "
-                f"got {self.world_model!r}"
-            )
+        self.check_mmsa_fields()
 
 
 def continuous_config_from(config: Any) -> MMSAContinuousConfig:

@@ -8,7 +8,6 @@ without an entity layout (`EnvSpec.entities`) is refused naming the algorithm an
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -67,21 +66,21 @@ class HPNQLearner(QLearner):
     ) -> None:
         layout = require_entities(spec)
         super().__init__(spec, config, device, mixer="qmix")
-        # QLearner built the plain RNN agent; swap in HPN's and rebuild what holds the agent.
-        self.agent = HPNAgent(
-            layout,
-            spec.obs_dim,
-            spec.n_actions,
-            spec.n_agents,
-            config.agent_hidden,
-            config.hpn_hyper_hidden,
-            config.hpn_heads,
-            last_action=config.obs_last_action,
-            agent_id=config.obs_agent_id,
-        ).to(self.device)
-        self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
-        self.params = [*self.agent.parameters(), *self.mixer.parameters()]
-        self.optimizer = config.build_optimizer(self.params)
+        # QLearner built the plain RNN agent (and the mixer after it, from the same seed); swap
+        # in HPN's.
+        self.use_agent(
+            HPNAgent(
+                layout,
+                spec.obs_dim,
+                spec.n_actions,
+                spec.n_agents,
+                config.agent_hidden,
+                config.hpn_hyper_hidden,
+                config.hpn_heads,
+                last_action=config.obs_last_action,
+                agent_id=config.obs_agent_id,
+            )
+        )
 
 
 def _hpn_qmix(spec: EnvSpec, config: HPNQLearnerConfig, device: torch.device) -> HPNQLearner:

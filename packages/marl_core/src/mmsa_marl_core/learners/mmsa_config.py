@@ -21,24 +21,45 @@ Ablations (docs/design.md §4.6) are one field, `ablation`, so each variant is t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from mmsa_worldmodel import WorldModelConfig
 
 from ..networks.sale_agent import HEADS
 from .q_learner import QLearnerConfig
 
-__all__ = ["ABLATIONS", "AblationSwitches", "MMSAConfig"]
+__all__ = ["ABLATIONS", "AblationSwitches", "MMSAConfig", "check_fields"]
 
 ABLATIONS = ("none", "no_wm", "no_sale", "no_klb", "no_gs")
 """Allowed values of `MMSAConfig.ablation` (docs/design.md §4.6)."""
 
 
+def check_fields(config: Any, names: tuple[str, ...], ok: Callable[[Any], bool], what: str) -> None:
+    """ValueError ``<Config>.<name>=<value> must be <what>`` for the first of `names` whose value
+    is a bool or fails `ok`."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not ok(value):
+            raise ValueError(f"{type(config).__name__}.{name}={value!r} must be {what}")
+
+
+def positive_int(v: Any) -> bool:
+    return isinstance(v, int) and v >= 1
+
+
+def finite_number(v: Any) -> bool:
+    return isinstance(v, int | float) and math.isfinite(v)
+
+
 class AblationSwitches:
-    """The switches an `ablation` field implies, shared by the discrete and the continuous MMSA
-    configs: derived on read, never stored (configs are not mutated)."""
+    """What the discrete and the continuous MMSA configs share beyond their base configs: the
+    switches an `ablation` field implies and the ablated world-model config, derived on read,
+    never stored (configs are not mutated), and the checks of their common MMSA fields."""
 
     ablation: str
+    world_model: WorldModelConfig
 
     @property
     def use_sale(self) -> bool:
@@ -54,6 +75,47 @@ class AblationSwitches:
     def use_global_state(self) -> bool:
         """Mixer conditioned on `s_t` (off in no_gs)."""
         return self.ablation != "no_gs"
+
+    @property
+    def ablated_world_model(self) -> WorldModelConfig:
+        """`world_model` with the ablation applied: no SALE embedding in no_sale, alpha = 0.5
+        (plain KL) in no_klb."""
+        wm = self.world_model
+        if self.ablation == "no_sale":
+            wm = replace(wm, use_sale=False)
+        if self.ablation == "no_klb":
+            wm = replace(wm, kl_balance=0.5)
+        return wm
+
+    def check_mmsa_fields(self) -> None:
+        """ValueError (TypeError for `world_model`) naming the first bad common MMSA field:
+        `ablation`, the SALE and rollout-code sizes, the encoder and world-model learning rates
+        and clip, the loss-group weights."""
+        if self.ablation not in ABLATIONS:
+            raise ValueError(
+                f"{type(self).__name__}.ablation={self.ablation!r} is not allowed; use one of "
+                f"{', '.join(ABLATIONS)}"
+            )
+        check_fields(
+            self, ("zs_dim", "sale_hidden", "phi_dim", "code_dim"), positive_int, "a positive int"
+        )
+        check_fields(
+            self,
+            ("encoder_lr", "world_model_lr", "world_model_grad_clip"),
+            lambda v: finite_number(v) and v > 0,
+            "a positive number",
+        )
+        check_fields(
+            self,
+            ("b_kl", "b_rec", "b_sale"),
+            lambda v: finite_number(v) and v >= 0,
+            "a number >= 0",
+        )
+        if not isinstance(self.world_model, WorldModelConfig):
+            raise TypeError(
+                f"{type(self).__name__}.world_model must be a WorldModelConfig, "
+                f"got {self.world_model!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -131,43 +193,24 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.ablation not in ABLATIONS:
-            raise ValueError(
-                f"MMSAConfig.ablation={self.ablation!r} is not allowed; use one of "
-                f"{', '.join(ABLATIONS)}"
-            )
+        self.check_mmsa_fields()
         if not (self.obs_last_action and self.obs_agent_id):
             raise ValueError(
                 "MMSAConfig.obs_last_action and obs_agent_id must be True: the SALE agent's input "
                 "is x = [o, onehot(a_prev), onehot(i)] (docs/design.md §4.1)"
             )
-        for name in ("zs_dim", "sale_hidden", "phi_dim", "head_hidden", "code_dim"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"MMSAConfig.{name}={value!r} must be a positive int")
+        check_fields(self, ("head_hidden",), positive_int, "a positive int")
         if self.agent_head not in HEADS:
             raise ValueError(
                 f"MMSAConfig.agent_head={self.agent_head!r} must be one of {', '.join(HEADS)}"
             )
-        value = self.encoder_update_interval
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"MMSAConfig.encoder_update_interval={value!r} must be an int >= 0")
-        value = self.imagination_warmup_updates
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"MMSAConfig.imagination_warmup_updates={value!r} must be an int >= 0")
-        for name in ("encoder_lr", "world_model_lr", "world_model_grad_clip"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"MMSAConfig.{name}={value!r} must be a positive number")
-        for name in ("b_kl", "b_rec", "b_sale"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"MMSAConfig.{name}={value!r} must be a number >= 0")
+        check_fields(
+            self,
+            ("encoder_update_interval", "imagination_warmup_updates"),
+            lambda v: isinstance(v, int) and v >= 0,
+            "an int >= 0",
+        )
         if isinstance(self.diagnostics_every, bool) or self.diagnostics_every < 0:
             raise ValueError(
                 f"MMSAConfig.diagnostics_every={self.diagnostics_every!r} must be an int >= 0"
-            )
-        if not isinstance(self.world_model, WorldModelConfig):
-            raise TypeError(
-                f"MMSAConfig.world_model must be a WorldModelConfig, got {self.world_model!r}"
             )

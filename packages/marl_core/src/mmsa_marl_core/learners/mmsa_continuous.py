@@ -22,7 +22,6 @@ baseline; ``MMSAContinuousConfig.ablation`` removes one part at a time (docs/des
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -35,13 +34,18 @@ from mmsa_worldmodel import WorldModel
 
 from ..data.batch import Batch
 from ..imagination.continuous_rollout import continuous_imagined_features
-from ..imagination.mmsa_world import loss_groups, world_model_terms
+from ..imagination.mmsa_world import (
+    loss_groups,
+    model_param_groups,
+    world_model_and_rollout,
+    world_model_terms,
+)
 from ..imagination.rollout import RolloutEncoder
 from ..networks.mixers import QMIX
 from ..networks.policy import DeterministicActor, MLPCritic
 from ..networks.sale_agent import SALEAgent, agent_inputs
 from ..ops.input_norm import RunningNormalizer
-from ..ops.optim import grouped_step
+from ..ops.optim import grouped_step, optimizer_groups
 from ..ops.precision import low_precision
 from ..ops.td import masked_mean, td_targets
 from ..registry import Learner, register_algo
@@ -108,20 +112,7 @@ class MMSAContinuousLearner:
                 Encoder(in_dim, a, zs_dim=mmsa.zs_dim, hidden=mmsa.sale_hidden)
             )
         if mmsa is not None and mmsa.use_world_model:
-            wm_config = mmsa.world_model
-            if mmsa.ablation == "no_sale":
-                wm_config = replace(wm_config, use_sale=False)
-            if mmsa.ablation == "no_klb":
-                wm_config = replace(wm_config, kl_balance=0.5)
-            self.world_model = WorldModel(
-                n_agents=n,
-                obs_dim=spec.obs_dim,
-                state_dim=spec.state_dim,
-                n_actions=a,
-                action_kind="continuous",
-                config=wm_config,
-            )
-            self.rollout_encoder = RolloutEncoder(self.world_model.feature_dim, mmsa.code_dim)
+            self.world_model, self.rollout_encoder = world_model_and_rollout(spec, mmsa)
         self.mixer = QMIX(
             n,
             spec.state_dim if self.use_global_state else 0,
@@ -157,24 +148,14 @@ class MMSAContinuousLearner:
         # ---------------------------------------------------------------- one optimiser
         critic_modules = [self.agent, self.plain_critic, self.mixer, self.rollout_encoder]
         critic = [p for m in critic_modules if m is not None for p in m.parameters()]
-        groups: dict[str, tuple[list[nn.Parameter], float, float]] = {
-            "actor": (list(self.actor.parameters()), cfg.actor_lr, cfg.grad_norm_clip),
-            "critic": (critic, cfg.critic_lr, cfg.grad_norm_clip),
-        }
-        if mmsa is not None and self.encoders is not None:
-            groups["encoder"] = (
-                list(self.encoders.online.parameters()),
-                mmsa.encoder_lr,
-                mmsa.world_model_grad_clip,
-            )
-        if mmsa is not None and self.world_model is not None:
-            groups["world_model"] = (
-                list(self.world_model.parameters()),
-                mmsa.world_model_lr,
-                mmsa.world_model_grad_clip,
-            )
-        self._groups = {name: (params, clip) for name, (params, _, clip) in groups.items()}
-        self.optimizer = torch.optim.Adam([{"params": p, "lr": lr} for p, lr, _ in groups.values()])
+        param_groups, self._groups = optimizer_groups(
+            {
+                "actor": (list(self.actor.parameters()), cfg.actor_lr, cfg.grad_norm_clip),
+                "critic": (critic, cfg.critic_lr, cfg.grad_norm_clip),
+                **model_param_groups(self.encoders, self.world_model, mmsa),
+            }
+        )
+        self.optimizer = torch.optim.Adam(param_groups)
         self.updates = 0
         self.nonfinite_updates = 0
 

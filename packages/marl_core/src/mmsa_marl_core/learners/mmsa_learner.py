@@ -30,7 +30,6 @@ model's share of steps 2-3 and 5 (loss terms, rollout codes, loss groups) is in 
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -46,24 +45,27 @@ from ..imagination.acting_graph import ActingGraphs
 from ..imagination.imagination_graph import ImaginationGraphs
 from ..imagination.mmsa_world import (
     loss_groups,
+    model_param_groups,
     rollout_code_pair,
+    world_model_and_rollout,
     world_model_diagnostics,
     world_model_terms,
 )
 from ..imagination.rollout import RolloutEncoder
-from ..networks.agent import epsilon_greedy, greedy, onehot_last_actions, onehot_taken
+from ..networks.agent import onehot_last_actions
 from ..networks.mixers import QMIX
 from ..networks.sale_agent import SALEAgent, agent_inputs, embedding_stats, q_of_action
-from ..ops.optim import RunningMeanStd, grouped_step, scalars
+from ..ops.optim import RunningMeanStd, grouped_step, optimizer_groups, scalars
 from ..ops.precision import low_precision
 from ..ops.td import Rows, masked_argmax, masked_mean, td_metrics, td_targets
 from ..registry import Learner, register_algo
 from .mmsa_config import MMSAConfig
+from .q_learner import EpsilonGreedyActing
 
 __all__ = ["MMSALearner"]
 
 
-class MMSALearner:
+class MMSALearner(EpsilonGreedyActing):
     """The discrete MMSA learner; implements `mmsa_marl_core.Learner`."""
 
     def __init__(self, spec: EnvSpec, config: MMSAConfig, device: torch.device | str) -> None:
@@ -95,15 +97,7 @@ class MMSALearner:
         self.world_model: WorldModel | None = None
         self.rollout_encoder: RolloutEncoder | None = None
         if cfg.use_world_model:
-            self.world_model = WorldModel(
-                n_agents=n,
-                obs_dim=spec.obs_dim,
-                state_dim=spec.state_dim,
-                n_actions=a,
-                action_kind="discrete",
-                config=self.world_model_config,
-            )
-            self.rollout_encoder = RolloutEncoder(self.world_model.feature_dim, cfg.code_dim)
+            self.world_model, self.rollout_encoder = world_model_and_rollout(spec, cfg)
         self.mixer = QMIX(
             n,
             spec.state_dim if cfg.use_global_state else 0,
@@ -144,22 +138,12 @@ class MMSALearner:
         td_params = [*self.agent.parameters(), *self.mixer.parameters()]
         if self.rollout_encoder is not None:
             td_params += list(self.rollout_encoder.parameters())
-        groups: dict[str, tuple[list[nn.Parameter], float, float]] = {
-            "td": (td_params, cfg.lr, cfg.grad_norm_clip)
-        }
-        if self.encoders is not None:
-            groups["encoder"] = (
-                list(self.encoders.online.parameters()),
-                cfg.encoder_lr,
-                cfg.world_model_grad_clip,
-            )
-        if self.world_model is not None:
-            groups["world_model"] = (
-                list(self.world_model.parameters()),
-                cfg.world_model_lr,
-                cfg.world_model_grad_clip,
-            )
-        self._groups = {name: (params, clip) for name, (params, _, clip) in groups.items()}
+        param_groups, self._groups = optimizer_groups(
+            {
+                "td": (td_params, cfg.lr, cfg.grad_norm_clip),
+                **model_param_groups(self.encoders, self.world_model, cfg),
+            }
+        )
         # The imagination (step 3), replayed from CUDA graphs on a GPU (imagination_graph).
         self.imagination: ImaginationGraphs | None = None
         if self.world_model is not None:
@@ -172,25 +156,13 @@ class MMSALearner:
             )
         # The acting step (agent + fixed encoder), from CUDA graphs on a GPU (acting_graph).
         self.acting = ActingGraphs(self.agent, self._fixed, enabled=cfg.cuda_graphs)
-        self.optimizer = cfg.build_optimizer(
-            [{"params": params, "lr": lr} for params, lr, _ in groups.values()]
-        )
+        self.optimizer = cfg.build_optimizer(param_groups)
         self.epsilon = cfg.build_epsilon()
         self.reward_stats = RunningMeanStd()
         self.updates = 0
         self.nonfinite_updates = 0
         self.encoder_refreshed_at = 0
         """Value of `updates` at the last `fixed <- online` refresh (0: the initial copy)."""
-
-    @property
-    def world_model_config(self) -> Any:
-        """The world-model config with the ablation applied (no_sale, no_klb)."""
-        wm = self.config.world_model
-        if self.config.ablation == "no_sale":
-            wm = replace(wm, use_sale=False)
-        if self.config.ablation == "no_klb":
-            wm = replace(wm, kl_balance=0.5)
-        return wm
 
     # ================================================================== acting
     def initial_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
@@ -199,30 +171,16 @@ class MMSALearner:
         hidden = self.agent.initial_hidden((batch_size, n), self.device)
         return hidden, torch.zeros(batch_size, n, a, device=self.device)
 
-    def act(
-        self,
-        obs: np.ndarray,
-        avail_actions: np.ndarray,
-        state: tuple[Tensor, Tensor],
-        *,
-        env_steps: int,
-        explore: bool,
-        rng: np.random.Generator,
+    def q_values(
+        self, obs: np.ndarray, state: tuple[Tensor, Tensor]
     ) -> tuple[np.ndarray, tuple[Tensor, Tensor]]:
-        """Epsilon-greedy (explore) or greedy actions `[B, N]` over available actions; the agents
-        read `z^o, z^oa` from the fixed encoder copy, as in the TD loss (TD7)."""
+        """Agent Q-values `[B, N, A]` for one step (`act` is `EpsilonGreedyActing`'s) and the next
+        recurrent state; the agents read `z^o, z^oa` from the fixed encoder copy, as in the TD
+        loss (TD7)."""
         hidden, last_action = state
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         q, hidden = self.acting(obs_t, hidden, last_action)
-        q_np = q.cpu().numpy()
-        if explore:
-            actions = epsilon_greedy(q_np, avail_actions, self.epsilon(env_steps), rng)
-        else:
-            actions = greedy(q_np, avail_actions)
-        return actions, (hidden, onehot_taken(actions, self.spec.n_actions, self.device))
-
-    def exploration_rate(self, env_steps: int) -> float:
-        return self.epsilon(env_steps)
+        return q.cpu().numpy(), (hidden, last_action)
 
     @property
     def _fixed(self) -> Encoder | None:

@@ -37,7 +37,7 @@ from ..ops.precision import low_precision
 from ..ops.td import gather_actions, masked_argmax, masked_mean, td_metrics, td_targets
 from ..registry import register_algo
 
-__all__ = ["QLearnerConfig", "QLearner"]
+__all__ = ["EpsilonGreedyActing", "QLearnerConfig", "QLearner"]
 
 
 @dataclass(frozen=True)
@@ -133,64 +133,20 @@ class QLearnerConfig:
         return LinearSchedule(self.epsilon_start, self.epsilon_finish, self.epsilon_anneal_steps)
 
 
-class QLearner:
-    """Value-decomposition Q-learning; `mixer` is 'qmix' or 'vdn'. Implements `Learner`."""
+class EpsilonGreedyActing:
+    """Acting of the discrete learners (`QLearner`, `HPNQLearner`, `MMSALearner`): epsilon-greedy
+    (explore) or greedy actions over the available ones from the agents' `q_values`, the taken
+    actions one-hot as the next step's previous action. Needs `spec`, `device`, `epsilon`."""
 
-    def __init__(
-        self,
-        spec: EnvSpec,
-        config: QLearnerConfig,
-        device: torch.device | str,
-        mixer: Literal["qmix", "vdn"] = "qmix",
-    ) -> None:
-        if not spec.discrete:
-            raise ValueError(
-                f"QLearner needs discrete actions; env {spec.id!r} is {spec.action_kind}"
-            )
-        self.spec, self.config, self.device = spec, config, torch.device(device)
-        self.agent = RNNAgent(
-            spec.obs_dim,
-            spec.n_actions,
-            spec.n_agents,
-            config.agent_hidden,
-            last_action=config.obs_last_action,
-            agent_id=config.obs_agent_id,
-        ).to(self.device)
-        self.mixer: Mixer
-        if mixer == "qmix":
-            self.mixer = QMIX(
-                spec.n_agents, spec.state_dim, config.mixer_embed_dim, config.hypernet_hidden
-            )
-        elif mixer == "vdn":
-            self.mixer = VDN(spec.n_agents, spec.state_dim)
-        else:
-            raise ValueError(f"mixer={mixer!r} is not allowed; use 'qmix' or 'vdn'")
-        self.mixer.to(self.device)
-        self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
-        self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
-        self.params: list[nn.Parameter] = [*self.agent.parameters(), *self.mixer.parameters()]
-        self.optimizer = config.build_optimizer(self.params)
-        self.epsilon = config.build_epsilon()
-        self.reward_stats = RunningMeanStd()
-        self.updates = 0
-        self.nonfinite_updates = 0
+    spec: EnvSpec
+    device: torch.device
+    epsilon: LinearSchedule
 
-    # ------------------------------------------------------------------ acting
-    def initial_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
-        """Zero GRU state `[B, N, H]` and no previous action `[B, N, A]`."""
-        n, a = self.spec.n_agents, self.spec.n_actions
-        hidden = self.agent.initial_hidden((batch_size,), self.device)
-        return hidden, torch.zeros(batch_size, n, a, device=self.device)
-
-    @torch.no_grad()
     def q_values(
         self, obs: np.ndarray, state: tuple[Tensor, Tensor]
     ) -> tuple[np.ndarray, tuple[Tensor, Tensor]]:
         """Agent Q-values `[B, N, A]` for one step, and the next recurrent state (hidden only)."""
-        hidden, last_action = state
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        q, hidden = self.agent(self.agent.build_inputs(obs_t, last_action), hidden)
-        return q.cpu().numpy(), (hidden, last_action)
+        raise NotImplementedError
 
     def act(
         self,
@@ -212,6 +168,72 @@ class QLearner:
 
     def exploration_rate(self, env_steps: int) -> float:
         return self.epsilon(env_steps)
+
+
+class QLearner(EpsilonGreedyActing):
+    """Value-decomposition Q-learning; `mixer` is 'qmix' or 'vdn'. Implements `Learner`."""
+
+    def __init__(
+        self,
+        spec: EnvSpec,
+        config: QLearnerConfig,
+        device: torch.device | str,
+        mixer: Literal["qmix", "vdn"] = "qmix",
+    ) -> None:
+        if not spec.discrete:
+            raise ValueError(
+                f"QLearner needs discrete actions; env {spec.id!r} is {spec.action_kind}"
+            )
+        self.spec, self.config, self.device = spec, config, torch.device(device)
+        agent = RNNAgent(
+            spec.obs_dim,
+            spec.n_actions,
+            spec.n_agents,
+            config.agent_hidden,
+            last_action=config.obs_last_action,
+            agent_id=config.obs_agent_id,
+        )
+        self.mixer: Mixer
+        if mixer == "qmix":
+            self.mixer = QMIX(
+                spec.n_agents, spec.state_dim, config.mixer_embed_dim, config.hypernet_hidden
+            )
+        elif mixer == "vdn":
+            self.mixer = VDN(spec.n_agents, spec.state_dim)
+        else:
+            raise ValueError(f"mixer={mixer!r} is not allowed; use 'qmix' or 'vdn'")
+        self.mixer.to(self.device)
+        self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.use_agent(agent)
+        self.epsilon = config.build_epsilon()
+        self.reward_stats = RunningMeanStd()
+        self.updates = 0
+        self.nonfinite_updates = 0
+
+    def use_agent(self, agent: RNNAgent) -> None:
+        """Make `agent` (on this learner's device) the online agent, with its target copy and
+        a fresh optimiser over it and the mixer (a subclass swaps in its own agent this way)."""
+        self.agent = agent.to(self.device)
+        self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
+        self.params: list[nn.Parameter] = [*self.agent.parameters(), *self.mixer.parameters()]
+        self.optimizer = self.config.build_optimizer(self.params)
+
+    # ------------------------------------------------------------------ acting
+    def initial_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        """Zero GRU state `[B, N, H]` and no previous action `[B, N, A]`."""
+        n, a = self.spec.n_agents, self.spec.n_actions
+        hidden = self.agent.initial_hidden((batch_size,), self.device)
+        return hidden, torch.zeros(batch_size, n, a, device=self.device)
+
+    @torch.no_grad()
+    def q_values(
+        self, obs: np.ndarray, state: tuple[Tensor, Tensor]
+    ) -> tuple[np.ndarray, tuple[Tensor, Tensor]]:
+        """Agent Q-values `[B, N, A]` for one step, and the next recurrent state (hidden only)."""
+        hidden, last_action = state
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        q, hidden = self.agent(self.agent.build_inputs(obs_t, last_action), hidden)
+        return q.cpu().numpy(), (hidden, last_action)
 
     # ------------------------------------------------------------------ learning
     def unroll(self, agent: RNNAgent, batch: Batch) -> Tensor:

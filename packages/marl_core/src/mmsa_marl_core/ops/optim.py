@@ -1,6 +1,6 @@
-"""Optimisation helpers shared by learners: optimiser factory, a guarded step that skips
-non-finite losses/gradients, a running mean/std for reward standardisation (EPyMARL), and
-`scalars`, which reads many 0-dim tensors with one device sync.
+"""Optimisation helpers shared by learners: optimiser factory, named parameter groups, a guarded
+step that skips non-finite losses/gradients, a running mean/std for reward standardisation
+(EPyMARL), and `scalars`, which reads many 0-dim tensors with one device sync.
 
 On a GPU every `float(tensor)` waits for the queued kernels; an update that logs twenty numbers
 one by one stalls twenty times. The helpers here read what they need in one transfer."""
@@ -14,7 +14,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["make_optimizer", "guarded_step", "grouped_step", "scalars", "RunningMeanStd"]
+__all__ = [
+    "make_optimizer",
+    "optimizer_groups",
+    "guarded_step",
+    "grouped_step",
+    "scalars",
+    "RunningMeanStd",
+]
 
 _OPTIMIZERS = ("adam", "rmsprop")
 
@@ -34,6 +41,17 @@ def make_optimizer(
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, alpha=rmsprop_alpha, eps=rmsprop_eps)
     raise ValueError(f"optimizer={name!r} is not allowed; use one of {_OPTIMIZERS}")
+
+
+def optimizer_groups(
+    groups: Mapping[str, tuple[list[nn.Parameter], float, float]],
+) -> tuple[list[dict[str, Any]], dict[str, tuple[list[nn.Parameter], float]]]:
+    """Named groups ``{name: (params, lr, max_grad_norm)}`` -> the optimiser's parameter groups
+    ``[{"params": params, "lr": lr}, ...]`` and `grouped_step`'s ``{name: (params,
+    max_grad_norm)}``, both in the order of `groups`."""
+    param_groups = [{"params": params, "lr": lr} for params, lr, _ in groups.values()]
+    clips = {name: (params, clip) for name, (params, _, clip) in groups.items()}
+    return param_groups, clips
 
 
 def scalars(values: Mapping[str, Tensor | float]) -> dict[str, float]:
