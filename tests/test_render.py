@@ -115,17 +115,43 @@ def test_smax_frames_show_units_and_move():
     assert _moving(frames)
 
 
-@pytest.mark.slow  # MuJoCo's offscreen renderer
-def test_mamujoco_frames_move_or_the_error_names_what_is_missing(monkeypatch):
-    monkeypatch.setenv("MUJOCO_GL", "egl")
-    try:
-        frames = _frames_of("mamujoco:HalfCheetah-2x3", 5)
-    except RenderError as err:  # no EGL here: the one line says what to install
-        assert "libEGL" in str(err) or "OSMesa" in str(err)
-        pytest.skip(f"no offscreen GL here: {err}")
-    assert frames[0].shape == (240, 320, 3)
-    assert frames[0].std() > 5  # a scene, not a blank image
-    assert _moving(frames)
+_MUJOCO_FRAMES = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from test_render import _frames_of, _moving
+from flows.render import RenderError
+try:
+    frames = _frames_of("mamujoco:HalfCheetah-2x3", 5)
+except RenderError as err:
+    print("NOGL", err)
+    raise SystemExit(0)
+print("FRAMES", frames[0].shape, float(frames[0].std()), _moving(frames))
+"""
+
+
+@pytest.mark.slow  # MuJoCo's offscreen renderer, in a fresh interpreter
+def test_mamujoco_frames_move_or_the_error_names_what_is_missing():
+    """MuJoCo picks its GL platform when it is first imported, and other tests import it
+    before: so this runs where `mmsa render` does, in a process that sets MUJOCO_GL first."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    here = str(Path(__file__).parent)
+    out = subprocess.run([sys.executable, "-c", _MUJOCO_FRAMES, here], env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith(("NOGL", "FRAMES")))
+    if line.startswith("NOGL"):  # no EGL here: the one line says what to install
+        assert "libEGL" in line or "OSMesa" in line
+        pytest.skip(f"no offscreen GL here: {line}")
+    assert line.startswith("FRAMES (240, 320, 3)"), line
+    _, _, _, _, std, moving = line.replace(",", " ").replace("(", " ").replace(")", " ").split()
+    assert float(std) > 5  # a scene, not a blank image
+    assert moving == "True"
 
 
 def test_unknown_backend_and_mp4_without_writer(tmp_path):
