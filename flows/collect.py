@@ -159,21 +159,12 @@ def collect_from_run(
     import torch
 
     from mmsa_envs import VectorEnv
-    from mmsa_marl_core import config_from_dict, get_algo, run_episodes
-    from mmsa_marl_core.training.checkpoint import latest_checkpoint, load_checkpoint
+    from mmsa_marl_core import get_algo, run_episodes
+    from mmsa_marl_core.training.evaluate import run_checkpoint
 
     if episodes < 1:
         raise ValueError(f"episodes={episodes} must be >= 1")
-    run_dir = Path(run_dir)
-    meta = json.loads((run_dir / "run.json").read_text())
-    config = config_from_dict(meta["config"])
-    if checkpoint is None:
-        found = latest_checkpoint(run_dir / "checkpoints")
-        if found is None:
-            raise FileNotFoundError(f"{run_dir / 'checkpoints'} holds no checkpoint")
-        checkpoint, payload = found
-    else:
-        payload = load_checkpoint(Path(checkpoint))
+    config, checkpoint, payload = run_checkpoint(run_dir, checkpoint, purpose="play")
     rng = np.random.default_rng(seed)
     parts = []
     with VectorEnv(

@@ -229,9 +229,8 @@ def render_run(
     import torch
 
     from mmsa_envs import make
-    from mmsa_marl_core import config_from_dict, get_algo
-    from mmsa_marl_core.training.checkpoint import latest_checkpoint, load_checkpoint
-    from mmsa_marl_core.training.run_info import read_run_config
+    from mmsa_marl_core import get_algo
+    from mmsa_marl_core.training.evaluate import run_checkpoint
     from mmsa_marl_core.training.train import EVAL_SEED_OFFSET
 
     if episodes < 1:
@@ -240,15 +239,7 @@ def render_run(
         raise ValueError(f"--fps {fps} must be > 0")
     out = Path(out)
     _check_writer(out)
-    run_dir = Path(run_dir)
-    config = config_from_dict(read_run_config(run_dir))
-    if checkpoint is None:
-        found = latest_checkpoint(run_dir / "checkpoints")
-        if found is None:
-            raise FileNotFoundError(f"{run_dir / 'checkpoints'} holds no readable checkpoint")
-        checkpoint, payload = found
-    else:
-        payload = load_checkpoint(Path(checkpoint))
+    config, checkpoint, payload = run_checkpoint(run_dir, checkpoint, purpose="render")
     # MuJoCo picks its GL platform when it is first imported (by the env): headless EGL.
     os.environ.setdefault("MUJOCO_GL", "egl")
     env = make(config.env, **dict(config.env_kwargs))

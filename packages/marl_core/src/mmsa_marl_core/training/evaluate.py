@@ -5,6 +5,7 @@ learning check or a benchmark must beat)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,14 +19,39 @@ from .checkpoint import (
     latest_checkpoint,
     load_checkpoint,
 )
-from .config import config_from_dict
+from .config import TrainConfig, config_from_dict
 from .run_info import read_run_config
 from .train import EVAL_SEED_OFFSET, evaluate_policy
 
-__all__ = ["evaluate", "random_return"]
+__all__ = ["evaluate", "random_return", "run_checkpoint"]
 
 EVAL_KEYS = ("env_steps", "learner")
 """What `evaluate` reads from a checkpoint; one without them is skipped as incomplete."""
+
+
+def run_checkpoint(
+    run_dir: Path | str, checkpoint: Path | None = None, *, purpose: str = "load"
+) -> tuple[TrainConfig, Path, dict[str, Any]]:
+    """A run's config (from `run.json`), and the path and payload of `checkpoint` (default: the
+    latest readable one holding `EVAL_KEYS`), refused when it was written by another algorithm.
+    `purpose` completes the error when the run has no checkpoint ("holds no checkpoint to ...")."""
+    run_dir = Path(run_dir)
+    config = config_from_dict(read_run_config(run_dir))
+    if checkpoint is None:
+        found = latest_checkpoint(run_dir / "checkpoints", required=EVAL_KEYS)
+        if found is None:
+            raise CheckpointError(f"{run_dir / 'checkpoints'} holds no checkpoint to {purpose}")
+        checkpoint, payload = found
+    else:
+        checkpoint = Path(checkpoint)
+        payload = load_checkpoint(checkpoint, required=EVAL_KEYS)
+    stored_algo = (payload.get("config") or {}).get("algo", config.algo)
+    if stored_algo != config.algo:
+        raise CheckpointMismatchError(
+            f"checkpoint {checkpoint} was written by algo {stored_algo!r}, but "
+            f"{run_dir / 'run.json'} says algo {config.algo!r}"
+        )
+    return config, checkpoint, payload
 
 
 def evaluate(
@@ -45,20 +71,7 @@ def evaluate(
     if episodes < 1:
         raise ValueError(f"episodes={episodes} must be >= 1")
     run_dir = Path(run_dir)
-    config = config_from_dict(read_run_config(run_dir))
-    if checkpoint is None:
-        found = latest_checkpoint(run_dir / "checkpoints", required=EVAL_KEYS)
-        if found is None:
-            raise CheckpointError(f"{run_dir / 'checkpoints'} holds no checkpoint to evaluate")
-        checkpoint, payload = found
-    else:
-        payload = load_checkpoint(checkpoint, required=EVAL_KEYS)
-    stored_algo = (payload.get("config") or {}).get("algo", config.algo)
-    if stored_algo != config.algo:
-        raise CheckpointMismatchError(
-            f"checkpoint {checkpoint} was written by algo {stored_algo!r}, but "
-            f"{run_dir / 'run.json'} says algo {config.algo!r}"
-        )
+    config, checkpoint, payload = run_checkpoint(run_dir, checkpoint, purpose="evaluate")
     device = torch.device(device)
     with make_vector_env(
         config.env,
