@@ -195,25 +195,12 @@ def test_act_matches_unroll_and_state_dict_round_trips():
     assert other.updates == learner.updates == 1
 
 
-RUN = {
-    "env": "dummy",
-    "env_kwargs": {"entities": True},
-    "algo": "hpn_qmix",
-    "steps": 210,
-    "n_envs": 3,
-    "batch_size": 6,
-    "buffer_size": 40,
-    "log_every": 60,
-    "eval_every": 150,
-    "eval_episodes": 3,
-    "checkpoint_every": 100,
-    "keep_checkpoints": 2,
-    "algo_config": SMALL | {"target_update_interval": 10},
-}
-
-
 @pytest.mark.slow  # two short runs, one in a fresh interpreter
-def test_sigkill_then_resume_is_bitwise_exact(tmp_path, killed_run):
+def test_sigkill_then_resume_is_bitwise_exact(tmp_path, killed_run, small_run):
+    # the resume tests' 210-step run (conftest), on the dummy env with an entity layout
+    RUN = small_run(
+        "qmix", env_kwargs={"entities": True}, algo_config=SMALL | {"target_update_interval": 10}
+    ) | {"algo": "hpn_qmix"}
     straight = tmp_path / "straight"
     train(config_from_dict(RUN), straight, progress=False)
     info = json.loads((straight / "run.json").read_text())
