@@ -10,7 +10,6 @@ another process) or `train` in this process; the resumes go through the same cod
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -179,7 +178,6 @@ def test_blow_up_stops_in_one_line_and_leaves_no_bad_checkpoint(tmp_path, capsys
         assert torch.isfinite(torch.tensor(result["return_mean"]))
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_refused_resume_leaves_run_json_as_it_was(tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "--run-dir", str(run), *C, "--steps", "60", "checkpoint_every=20",
