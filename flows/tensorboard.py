@@ -1,6 +1,15 @@
 """`TensorBoardLogger`: a `mmsa_marl_core.MetricsLogger` writing TensorBoard event files.
 
-Scalars are tagged `<kind>/<name>` (e.g. `eval/return_mean`, `train/loss`) against env steps.
+Scalars are written against env steps. TensorBoard shows tag groups (the part before the first
+`/`) in alphabetical order, so the tags are laid out for its first screen:
+
+- `eval/<name>`: what the policy achieves (`eval/return_mean`, `eval/return_std`,
+  `eval/win_rate`, `eval/length_mean`): the first group a user sees;
+- `progress/<kind>_<name>`: bookkeeping counters of either kind (`episodes`, `n_episodes`,
+  `updates`, `wall_s`, `steps_per_s`, `dropped_episodes`, `skipped`, `nonfinite_updates`);
+- `train/<name>`: the learner's diagnostics (losses, TD error, gradient norms, exploration).
+
+`metrics.jsonl` keeps every line as the training loop wrote it; only the tags differ.
 """
 
 from __future__ import annotations
@@ -10,7 +19,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TensorBoardLogger"]
+__all__ = ["COUNTERS", "TensorBoardLogger", "tag"]
+
+COUNTERS = frozenset(
+    {
+        "episodes",
+        "n_episodes",
+        "updates",
+        "wall_s",
+        "steps_per_s",
+        "dropped_episodes",
+        "skipped",
+        "nonfinite_updates",
+    }
+)
+"""Metric names that count work done rather than measure learning: tagged `progress/...`."""
+
+
+def tag(kind: str, name: str) -> str:
+    """The TensorBoard tag of metric `name` in a `kind` line (`train`, `eval`, ...)."""
+    if name in COUNTERS:
+        return f"progress/{kind}_{name}"
+    return f"{kind}/{name}"
 
 
 class TensorBoardLogger:
@@ -31,7 +61,7 @@ class TensorBoardLogger:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
             if math.isfinite(value):
-                self._writer.add_scalar(f"{kind}/{name}", float(value), global_step=env_steps)
+                self._writer.add_scalar(tag(kind, name), float(value), global_step=env_steps)
         self._writer.flush()
 
     def close(self) -> None:

@@ -102,6 +102,20 @@ def test_train_evaluate_resume_smoke(tmp_path, capsys):
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["kind"] == "eval"
+    # TensorBoard's first group (alphabetical) holds what the policy achieves, not counters.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    first = min(t.split("/")[0] for t in tags)
+    assert first == "eval"
+    assert {t for t in tags if t.startswith("eval/")} >= {"eval/return_mean", "eval/return_std"}
+    assert not {t for t in tags if t.startswith("eval/")} & {"eval/episodes", "eval/updates"}
+    assert {"progress/eval_updates", "progress/train_wall_s", "train/loss"} <= set(tags)
+    final = events.Scalars("eval/return_mean")[-1]
+    assert final.step == lines[-1]["env_steps"]
+    assert abs(final.value - lines[-1]["return_mean"]) < 1e-6
 
     assert main(["evaluate", str(run_dir), "--episodes", "2", "--device", "cpu"]) == 0
     said = capsys.readouterr()
