@@ -18,6 +18,7 @@ from matplotlib.ticker import EngFormatter
 __all__ = ["plot_finals", "plot_learning_curves"]
 
 _DPI = 120
+_MARKERS_UP_TO = 25  # curves with at most this many eval points get a marker per point
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -57,15 +58,17 @@ def plot_learning_curves(curves: pl.DataFrame, random: pl.DataFrame, path: Path)
             line = panel.filter(pl.col("variant") == variant).sort("env_steps")
             n = int(line["n_seeds"][0])
             steps = line["env_steps"].to_numpy()
-            (drawn,) = ax.plot(steps, line["iqm"].to_numpy(), label=f"{variant} (n={n})")
-            ax.fill_between(
-                steps,
-                line["low"].to_numpy(),
-                line["high"].to_numpy(),
-                color=drawn.get_color(),
-                alpha=0.2,
-                linewidth=0,
-            )
+            iqm, low, high = (line[c].to_numpy() for c in ("iqm", "low", "high"))
+            label = f"{variant} (n={n})"
+            if len(steps) == 1:  # a one-point line and band draw nothing: a point with its CI
+                ax.errorbar(
+                    steps, iqm, yerr=[iqm - low, high - iqm], fmt="o", capsize=4, label=label
+                )
+                continue
+            # Markers while points are few, so a short curve reads as measured points.
+            marker = "o" if len(steps) <= _MARKERS_UP_TO else None
+            (drawn,) = ax.plot(steps, iqm, marker=marker, markersize=3, label=label)
+            ax.fill_between(steps, low, high, color=drawn.get_color(), alpha=0.2, linewidth=0)
         if task in random_by_task:
             ax.axhline(random_by_task[task], color="grey", linestyle="--", label="random policy")
         ax.set_title(task, fontsize=9)
