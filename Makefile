@@ -44,6 +44,7 @@ serve-stop:
 	$(BIN)/python -m flows.serve stop
 
 -include make/flows.mk
+-include make/plots.mk
 
 bench: setup
 	$(BIN)/python bench/envs.py
