@@ -119,6 +119,9 @@ def test_vector_autoreset_starts_seeded_episodes(vector: SMAXVectorEnv, three_m:
     vector.episode_counters = np.zeros(3, np.int64)
     vs, _ = _rollout(vector, 12, seed=2)
     assert all(v.final_obs is not None for v in vs)
+    for v in vs:  # the caller owns what it gets: no read-only views of JAX buffers
+        assert v.obs.flags.writeable and v.state.flags.writeable
+        assert v.avail_actions.flags.writeable
     assert vector.episode_counters.min() >= 2  # every row ended once within 11 steps
     for i in range(3):
         end = next(t for t, v in enumerate(vs) if t > 0 and v.done[i])

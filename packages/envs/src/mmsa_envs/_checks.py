@@ -1,11 +1,11 @@
 """`check_env`: the contract test every adapter passes.
 
 It plays a few episodes with random available actions and checks, with a message that says what
-broke: shapes and dtypes of every `Step`, consistency with `EnvSpec`, zero padding beyond each
-agent's true observation size, reproducibility under the same reset seed, bad actions rejected
-with a `ValueError` naming the agent and the value (and the env still usable afterwards),
-stepping a finished episode refused, every episode ending within `episode_limit`, and truncation
-used only for the time limit.
+broke: shapes, dtypes and writability of every `Step`'s arrays, consistency with `EnvSpec`, zero
+padding beyond each agent's true observation size, reproducibility under the same reset seed,
+bad actions rejected with a `ValueError` naming the agent and the value (and the env still usable
+afterwards), stepping a finished episode refused, every episode ending within `episode_limit`,
+and truncation used only for the time limit.
 """
 
 from __future__ import annotations
@@ -74,6 +74,9 @@ def _check_step(spec: EnvSpec, step: Step, where: str) -> None:
         assert isinstance(arr, np.ndarray), f"{where}: {name} must be a numpy array"
         assert arr.shape == shape, f"{where}: {name} shape {arr.shape}, spec says {shape}"
         assert arr.dtype == dtype, f"{where}: {name} dtype {arr.dtype}, expected {dtype}"
+        # Read-only views of a backend's buffers make torch warn on every conversion and
+        # break callers that edit what they were given.
+        assert arr.flags.writeable, f"{where}: {name} is a read-only array"
     assert np.isfinite(step.obs).all(), f"{where}: obs has non-finite values"
     assert np.isfinite(step.state).all(), f"{where}: state has non-finite values"
     for i, true_dim in enumerate(spec.agent_obs_dims):

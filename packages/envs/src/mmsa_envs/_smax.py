@@ -183,6 +183,9 @@ class SMAXEnv(MultiAgentEnv):
 
     def _to_step(self, out: Any) -> Step:
         obs, ws, avail, reward, terminated, truncated, won = self._core.jax.device_get(out)
+        # device_get may hand back read-only views of JAX buffers: give the caller its own
+        # (writable) arrays, as every other backend does.
+        obs, ws, avail = np.array(obs), np.array(ws), np.array(avail)
         info = {"battle_won": bool(won)}
         return Step(obs, ws, avail, float(reward), bool(terminated), bool(truncated), info)
 

@@ -83,7 +83,7 @@ class SMAXVectorEnv:
         out, self._states, self._chain = self._fns["reset"](self._keys(rows))
         self._counters += 1
         self._next = np.asarray(self._keys(rows))  # first keys of the next episodes
-        obs, ws, avail, reward, term, trunc, won = jax.device_get(out)
+        obs, ws, avail, reward, term, trunc, won = (np.array(x) for x in jax.device_get(out))
         self._finished[:] = False
         self._started = True
         b = self.num_envs
@@ -124,7 +124,7 @@ class SMAXVectorEnv:
                 self._counters[ended] += 1
                 self._next = np.array(self._next)
                 self._next[ended] = np.asarray(self._keys(ended))
-            c_obs, c_ws, c_avail = current
+            c_obs, c_ws, c_avail = (np.array(x) for x in current)
             no_drop = np.zeros(self.num_envs, bool)
             self._last = VecStep(
                 c_obs, c_ws, c_avail, reward, term, trunc, no_drop, infos, obs, ws, avail
