@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PKG_SRC := packages/envs/src packages/sale/src packages/worldmodel/src packages/marl_core/src
 INSTALL_INPUTS := constraints.txt pyproject.toml $(wildcard packages/*/pyproject.toml)
 
-.PHONY: setup train test lint typecheck pytest serve serve-stop bench clean
+.PHONY: setup train test lint typecheck pytest serve serve-stop bench dist clean
 
 setup: $(STAMP)
 
@@ -49,5 +49,10 @@ serve-stop:
 bench: setup
 	$(BIN)/python bench/envs.py
 
+# Wheels and sdists of the five distributions into dist/ (PyPA build, each wheel from its sdist);
+# installing one package from there: README.md, "Layout".
+dist: setup
+	PYTHON=$(BIN)/python make/dist.sh dist
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache dist
