@@ -92,3 +92,33 @@ def test_unknown_partition_lists_close_matches() -> None:
         make("mamujoco:Antt-2x4")
     with pytest.raises(ValueError, match="agent_obsk=-1"):
         make("mamujoco:Ant-2x4", agent_obsk=-1)
+
+
+def test_building_envs_prints_no_known_backend_noise() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import mmsa_envs\n"
+        "for _ in range(3):\n"
+        "    mmsa_envs.make('mamujoco:HalfCheetah-2x3').close()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    # MuJoCo warns about the bundled XML once per model compiled, gymnasium-robotics prints an
+    # Adroit notice at import: neither says anything about this run.
+    assert "settotalmass" not in out.stderr and "AdroitHand" not in out.stderr, out.stderr
+
+
+def test_other_backend_messages_pass_through_once(capfd: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from mmsa_envs._quiet import known_noise_dropped
+
+    for _ in range(2):
+        with known_noise_dropped(known=("harmless notice",)):
+            os.write(2, b"WARNING: harmless notice about a model\n")
+            os.write(2, b"ERROR: something real went wrong\n")
+    err = capfd.readouterr().err
+    assert "harmless notice" not in err
+    assert err.count("ERROR: something real went wrong") == 1

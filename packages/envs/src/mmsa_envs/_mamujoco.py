@@ -29,6 +29,7 @@ import numpy as np
 
 from ._backend import UnknownEnvError, require, unknown, versions
 from ._core import EnvSpec, MultiAgentEnv, Step
+from ._quiet import known_noise_dropped
 
 __all__ = ["MaMuJoCoEnv", "list_ids", "make_env"]
 
@@ -89,9 +90,10 @@ class MaMuJoCoEnv(MultiAgentEnv):
             raise unknown("mamujoco", name, KNOWN, hint="Ids look like Scenario-Partition.")
         if isinstance(agent_obsk, bool) or not isinstance(agent_obsk, int) or agent_obsk < 0:
             raise ValueError(f"mamujoco: agent_obsk={agent_obsk!r} must be an int >= 0")
-        mamujoco_v1 = require("gymnasium_robotics", "mamujoco", EXTRA).mamujoco_v1
         try:
-            env = mamujoco_v1.parallel_env(scenario, partition, agent_obsk=agent_obsk, **kwargs)
+            with known_noise_dropped():  # MuJoCo's per-model XML warnings, an import notice
+                mamujoco_v1 = require("gymnasium_robotics", "mamujoco", EXTRA).mamujoco_v1
+                env = mamujoco_v1.parallel_env(scenario, partition, agent_obsk=agent_obsk, **kwargs)
         except (NotImplementedError, KeyError) as err:
             raise unknown("mamujoco", name, KNOWN) from err
         except Exception as err:
