@@ -140,6 +140,10 @@ NOT_ON_PYPI = {
     "'git+https://github.com/oxwhirl/smacv2', with StarCraft II 4.10 and the SMAC maps)",
 }
 """Backends whose package no extra of mmsa-envs can install, and how to get them."""
+INSTALL_FROM_CLONE = (
+    "pip install -c constraints.txt -e 'packages/envs[{}]' from the repository root"
+)
+"""How to install an extra of mmsa-envs (not on PyPI) from a clone, as `mmsa_envs` says too."""
 PATTERNS = {"lbf": "lbf:Foraging-[2s-]<W>x<H>-<P>p-<F>f[-coop]-v3"}
 """Backends whose ids follow a pattern: `--all` prints it and a few examples, not every id."""
 
@@ -154,7 +158,7 @@ def list_envs(show_all: bool = False) -> list[str]:
     for backend in backends():
         ids = [i for i in installed if i == backend or i.startswith(backend + ":")]
         if not ids:
-            hint = NOT_ON_PYPI.get(backend, f"not installed (pip install 'mmsa-envs[{backend}]')")
+            hint = NOT_ON_PYPI.get(backend, f"not installed ({INSTALL_FROM_CLONE.format(backend)})")
             lines.append(f"{backend:<12} {hint}")
             continue
         examples = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")

@@ -130,7 +130,8 @@ def test_list_ids_covers_registered_and_paper_maps() -> None:
 
 def test_missing_lbforaging_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "lbforaging", None)  # makes `import lbforaging` fail
-    with pytest.raises(MissingBackendError, match=r"pip install 'mmsa-envs\[lbf\]'"):
+    hint = r"pip install -c constraints.txt -e 'packages/envs\[lbf\]' \(from the repository root\)"
+    with pytest.raises(MissingBackendError, match=hint):
         make("lbf:Foraging-8x8-2p-2f-coop-v3")
 
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from mmsa_envs import DummyEnv, UnknownEnvError, backends, make, registered
-from mmsa_envs._registry import backend_installed
+from mmsa_envs import DummyEnv, MissingBackendError, UnknownEnvError, backends, make, registered
+from mmsa_envs._registry import _load, backend_installed
 
 
 def test_backends_are_known() -> None:
@@ -27,6 +27,23 @@ def test_unknown_backend_suggests_close_names() -> None:
         make("lbff:x")
     with pytest.raises(UnknownEnvError, match="must be a str"):
         make(3)  # type: ignore[arg-type]
+
+
+def test_a_missing_backend_names_a_command_that_installs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """mmsa-envs is not on PyPI: the hint installs the extra from a clone, and smacv2 (no extra)
+    gets its adapter's instructions."""
+    monkeypatch.setitem(sys.modules, "lbforaging", None)  # makes lbforaging not installed
+    with pytest.raises(MissingBackendError) as err:
+        _load("lbf", check_installed=True)
+    assert str(err.value).endswith(
+        "pip install -c constraints.txt -e 'packages/envs[lbf]' (from the repository root)"
+    )
+    monkeypatch.setitem(sys.modules, "smacv2", None)
+    with pytest.raises(MissingBackendError, match="git\\+https://github.com/oxwhirl/smacv2") as err:
+        _load("smacv2", check_installed=True)
+    assert "mmsa-envs[" not in str(err.value) and "packages/envs[" not in str(err.value)
 
 
 def test_registered_lists_ids_per_installed_backend() -> None:

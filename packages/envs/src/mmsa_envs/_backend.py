@@ -22,6 +22,7 @@ from types import ModuleType
 __all__ = [
     "MissingBackendError",
     "UnknownEnvError",
+    "install_hint",
     "installed",
     "require",
     "unknown",
@@ -35,6 +36,13 @@ class MissingBackendError(ImportError):
 
 class UnknownEnvError(ValueError):
     """An env id names no known backend or map."""
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs mmsa-envs with the pip extra `extra`, as one line. mmsa-envs is
+    not on PyPI, so it installs from a clone of the repository (or from the wheels `make dist`
+    builds: the root README, "Layout")."""
+    return f"pip install -c constraints.txt -e 'packages/envs[{extra}]' (from the repository root)"
 
 
 def installed(modules: Iterable[str]) -> bool:
@@ -83,7 +91,7 @@ def require(module: str, backend: str, extra: str) -> ModuleType:
     except ImportError as err:
         raise MissingBackendError(
             f"the {backend!r} backend needs the package providing {module!r}, which is not "
-            f"installed: pip install 'mmsa-envs[{extra}]' ({err})"
+            f"installed: {install_hint(extra)} ({err})"
         ) from err
 
 

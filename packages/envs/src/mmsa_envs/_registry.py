@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._backend import MissingBackendError, UnknownEnvError, installed
+from ._backend import MissingBackendError, UnknownEnvError, install_hint, installed
 from ._core import MultiAgentEnv
 
 __all__ = ["make", "registered", "backends", "MissingBackendError", "UnknownEnvError"]
@@ -48,10 +48,11 @@ def _load(backend: str, check_installed: bool) -> Any:
     """Import our adapter module (cheap: it imports its backend only when an env is built)."""
     spec = _BACKENDS[backend]
     missing = [m for m in spec.requires if check_installed and not installed([m])]
-    if missing:
+    if missing:  # smacv2 has no extra: its adapter says how to install it
+        how = getattr(importlib.import_module(spec.module), "INSTALL_HELP", "")
         raise MissingBackendError(
             f"the {backend!r} backend needs {', '.join(missing)}, which is not installed: "
-            f"pip install 'mmsa-envs[{spec.extra}]'"
+            f"{how or install_hint(spec.extra)}"
         )
     return importlib.import_module(spec.module)
 
