@@ -18,6 +18,9 @@ from matplotlib.ticker import EngFormatter
 __all__ = ["plot_finals", "plot_learning_curves"]
 
 _DPI = 120
+# No "Software: Matplotlib version..." chunk: a PNG's bytes then depend on what is drawn, not on
+# the installed matplotlib's version string (dvc repro rewrites them byte for byte).
+_PNG_METADATA: dict[str, str | None] = {"Software": None}
 _MARKERS_UP_TO = 25  # curves with at most this many eval points get a marker per point
 
 
@@ -30,7 +33,7 @@ def _empty(path: Path, message: str) -> Path:
     fig = Figure(figsize=(5, 3))
     FigureCanvasAgg(fig)
     fig.text(0.5, 0.5, message, ha="center", va="center")
-    fig.savefig(path, dpi=_DPI)
+    fig.savefig(path, dpi=_DPI, metadata=_PNG_METADATA)
     return path
 
 
@@ -79,7 +82,7 @@ def plot_learning_curves(curves: pl.DataFrame, random: pl.DataFrame, path: Path)
         ax.legend(fontsize=8)
     for ax in axes[len(tasks) :]:
         ax.set_visible(False)
-    fig.savefig(path, dpi=_DPI)
+    fig.savefig(path, dpi=_DPI, metadata=_PNG_METADATA)
     return path
 
 
@@ -107,5 +110,5 @@ def plot_finals(summary: pl.DataFrame, path: Path, *, metric: str = "return") ->
         ax.grid(axis="x", alpha=0.3)
     for ax in axes[len(tasks) :]:
         ax.set_visible(False)
-    fig.savefig(path, dpi=_DPI)
+    fig.savefig(path, dpi=_DPI, metadata=_PNG_METADATA)
     return path
