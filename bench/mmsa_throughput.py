@@ -14,11 +14,11 @@ and MMSA with the same loop settings, one torch thread, and reports:
   for 8 envs, measured after the updates;
 - `device_syncs` (CUDA only): how many times one update waits for the GPU.
 
-Settings: "classic" is PyMARL/EPyMARL's QMIX (one env, one update per episode, batch 32
+Settings: "classic" is PyMARL's QMIX loop (one env, one update per episode, batch 32
 episodes, buffer 5000, agent hidden 64, mixer 32/64); "fast" is the loop's defaults (8 envs in
 process, one update per episode); "quarter" is "fast" with one update every 4 episodes (the
 replay ratio of a model-based run that trades updates for env steps). Targets: MMSA at least
-half of our QMIX and above EPyMARL QMIX's ~400 steps/s on this kind of machine. `--threads`
+half of our QMIX, and EPyMARL QMIX's rate measured side by side by bench/peer.py. `--threads`
 sets torch's intra-op threads for both algorithms (1 by default; this machine has 2 cores);
 `--precision bf16` runs both algorithms' updates in mixed precision (`TrainConfig.precision`);
 `--device cuda` runs the networks and updates on the GPU (env stepping stays on the CPU).
