@@ -308,6 +308,68 @@ def test_imagination_warmup_gives_a_zero_rollout_code(dummy_spec, random_episode
     assert learner.update(batch)["rollout_code_abs"] > 0.0
 
 
+def test_sale_task_targets_train_the_online_encoder(dummy_spec, random_episodes):
+    batch = _batch(dummy_spec, random_episodes)
+    plain = _learner(dummy_spec)
+    task = _learner(dummy_spec, sale_task_weight=2.0)
+    assert plain.task_head is None and task.task_head is not None
+    m_plain, m_task = plain.update(batch), task.update(batch)
+    assert "loss_sale_agent_task" not in m_plain
+    assert m_task["loss_sale_agent_task"] > 0.0
+    # The term is in the SALE group, weighted: sale_loss = agent + task + world-model SALE.
+    parts = m_task["loss_sale_agent"] + m_task["loss_sale_agent_task"] + m_task["loss_wm_sale"]
+    assert m_task["sale_loss"] == pytest.approx(parts, rel=1e-5)
+    # Its gradient reaches the online encoder (same initial weights, same batch, other update).
+    enc_plain = plain.encoders.online.state_dict()
+    enc_task = task.encoders.online.state_dict()
+    assert any(not torch.equal(enc_plain[k], enc_task[k]) for k in enc_plain)
+    assert any(k.startswith("task_head.") for k in task.state_dict()["online"])
+    # The read-out learns to predict the reward it sees.
+    first = m_task["loss_sale_agent_task"]
+    for _ in range(30):
+        last = task.update(batch)["loss_sale_agent_task"]
+    assert last < first
+    # No SALE, no task read-out.
+    assert _learner(dummy_spec, ablation="no_sale", sale_task_weight=1.0).task_head is None
+
+
+def _count_imagined_starts(learner: MMSALearner) -> list[int]:
+    """Make `learner` record how many start states each of its imaginations gets."""
+    starts: list[int] = []
+    imagine = learner.imagination
+    assert imagine is not None
+
+    def counting(start, *args, **kwargs):
+        starts.append(start[0].shape[0])
+        return imagine(start, *args, **kwargs)
+
+    learner.imagination = counting  # type: ignore[assignment]
+    return starts
+
+
+def test_imagination_fraction_imagines_from_some_episodes_only(dummy_spec, random_episodes):
+    learner = _learner(dummy_spec, imagination_fraction=0.5)
+    batch = _batch(dummy_spec, random_episodes)  # 4 episodes
+    real_rows = torch.cat([batch.mask[:1], batch.mask]) > 0  # [T+1, B]
+    starts, codes = _count_imagined_starts(learner), []
+    learner.mixer.register_forward_pre_hook(lambda _m, args: codes.append(args[2].detach()))
+    chosen = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        learner.update(batch)
+        imagined = codes[-1].abs().sum(dim=(0, 2)) > 0  # per episode, of the online mixer's code
+        # ceil(0.5 * 4) = 2 episodes, every real row of them, and nothing of the others.
+        assert int(imagined.sum()) == 2
+        assert starts[-1] == int(real_rows[:, imagined].sum())
+        chosen.append(tuple(imagined.tolist()))
+    assert len(set(chosen)) > 1  # drawn anew at each update
+    # 1.0 (the default) imagines from every real row.
+    full = _learner(dummy_spec)
+    starts = _count_imagined_starts(full)
+    full.update(batch)
+    assert starts == [int(real_rows.sum())]
+
+
 def test_state_dict_round_trip_continues_identically(dummy_spec, random_episodes):
     batch = _batch(dummy_spec, random_episodes)
     a = _learner(dummy_spec, target_update_interval=2)
@@ -369,6 +431,11 @@ def test_config_rejects_bad_values(dummy_spec):
         MMSAConfig(encoder_update_interval=-1)
     with pytest.raises(ValueError, match="imagination_warmup_updates"):
         MMSAConfig(imagination_warmup_updates=True)
+    with pytest.raises(ValueError, match=r"sale_task_weight=-1.0 must be a number >= 0"):
+        MMSAConfig(sale_task_weight=-1.0)
+    for bad in (0.0, 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match=r"imagination_fraction=.* must be a number in \(0, 1"):
+            MMSAConfig(imagination_fraction=bad)
     with pytest.raises(ValueError, match="discrete"):
         MMSALearner(dataclasses.replace(dummy_spec, action_kind="continuous"), SMALL, "cpu")
 

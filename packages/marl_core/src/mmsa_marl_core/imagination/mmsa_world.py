@@ -118,7 +118,7 @@ def loss_groups(terms: dict[str, Tensor], ablation: str, device: torch.device) -
             torch.zeros((), device=device),
         ),
         "sale_loss": sum(
-            (terms[k] for k in ("sale_agent", "wm_sale") if k in terms),
+            (terms[k] for k in ("sale_agent", "sale_agent_task", "wm_sale") if k in terms),
             torch.zeros((), device=device),
         ),
     }

@@ -151,6 +151,13 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
     copied. TD7: 250 updates at one update per env step."""
     encoder_lr: float = 3e-4
     """Adam learning rate of the online agent encoder (TD7: 3e-4)."""
+    sale_task_weight: float = 0.0
+    """Weight of task targets for the agent embedding (MR.Q's reading of SALE: its encoder also
+    predicts reward and termination). With a weight above 0 a linear read-out of the online
+    encoder's `z^oa(x_t, a_t)` predicts the team reward `r_t` (as the TD loss sees it, i.e.
+    standardised when `standardise_rewards`) by squared error and the termination flag by
+    logistic loss, for every agent; the weight times their sum is the term `sale_agent_task` of
+    the SALE group. 0 keeps TD7's objective, the next embedding only. Discrete learner only."""
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     """World-model sizes, alpha (`kl_balance`, 0.8), horizon H (3) and per-term loss scales."""
     world_model_lr: float = 3e-4
@@ -164,6 +171,12 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
     the rollout GRU gets no gradient) while the world model already trains on its own losses, so
     early TD targets are not conditioned on rollouts of an untrained model; 0 imagines from the
     first update."""
+    imagination_fraction: float = 1.0
+    """Fraction of the batch's episodes whose real steps are imagined from at each update (drawn
+    anew every update with torch's generator, at least one episode); the other episodes' rows
+    get a zero rollout code, in the online and the target mixer alike, and their TD errors still
+    train the agents and the mixer. The imagination's cost scales with it. 1.0 imagines from
+    every real step (the paper); a value in (0, 1] is allowed."""
     code_dim: int = 32
     """Size `C` of the rollout code `c_t` (the rollout GRU's state)."""
     b_kl: float = 1.0
@@ -209,6 +222,15 @@ class MMSAConfig(QLearnerConfig, AblationSwitches):
             ("encoder_update_interval", "imagination_warmup_updates"),
             lambda v: isinstance(v, int) and v >= 0,
             "an int >= 0",
+        )
+        check_fields(
+            self, ("sale_task_weight",), lambda v: finite_number(v) and v >= 0, "a number >= 0"
+        )
+        check_fields(
+            self,
+            ("imagination_fraction",),
+            lambda v: finite_number(v) and 0 < v <= 1,
+            "a number in (0, 1]",
         )
         if isinstance(self.diagnostics_every, bool) or self.diagnostics_every < 0:
             raise ValueError(

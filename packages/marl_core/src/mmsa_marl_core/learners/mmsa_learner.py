@@ -5,13 +5,15 @@
    TD7 *fixed* encoder copy (`SALEAgent.q_values`);
 2. world model: its unreduced named losses on the batch, and the posterior states they were
    computed on (one pass; detached);
-3. imagination: `H` steps from every posterior state at once, the current agents acting greedily
-   on decoded observations and availabilities; the rollout GRU turns each imagined sequence into
-   `c_t` (online and target copies read the same imagined features);
+3. imagination: `H` steps from every posterior state at once (of a drawn fraction of the
+   episodes with `imagination_fraction` < 1, the others' code being zero), the current agents
+   acting greedily on decoded observations and availabilities; the rollout GRU turns each
+   imagined sequence into `c_t` (online and target copies read the same imagined features);
 4. TD: `Q_tot = QMIX(Q_i ; [s_t, c_t])`; double-Q target `r + gamma (1 - term) Q_tot^-(t+1)`
    with target agent (fixed-target encoder), target mixer and target rollout GRU; truncation
    bootstraps;
-5. the one loss `L = L_TD + b_kl L_KL + b_rec L_rec + b_sale (L_SALE^agent + L_SALE^world)`, one
+5. the one loss `L = L_TD + b_kl L_KL + b_rec L_rec + b_sale (L_SALE^agent + L_SALE^world)`
+   (`L_SALE^agent` with reward and termination read-outs when `sale_task_weight` > 0), one
    backward pass, per-group gradient-norm clip, one Adam step; every term in the metrics;
 6. every `target_update_interval` applied updates: hard copy online -> target and
    `fixed_target <- fixed`; every `encoder_update_interval` applied updates (0: at the target
@@ -30,6 +32,7 @@ model's share of steps 2-3 and 5 (loss terms, rollout codes, loss groups) is in 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
@@ -94,6 +97,10 @@ class MMSALearner(EpsilonGreedyActing):
             self.encoders = FixedEncoders(
                 Encoder(input_dim, a, zs_dim=cfg.zs_dim, hidden=cfg.sale_hidden)
             )
+        # MR.Q-style task read-out of the online z^oa: [reward, termination logit].
+        self.task_head: nn.Linear | None = None
+        if cfg.use_sale and cfg.sale_task_weight > 0:
+            self.task_head = nn.Linear(cfg.zs_dim, 2)
         self.world_model: WorldModel | None = None
         self.rollout_encoder: RolloutEncoder | None = None
         if cfg.use_world_model:
@@ -111,6 +118,7 @@ class MMSALearner(EpsilonGreedyActing):
                 for name, module in (
                     ("agent", self.agent),
                     ("encoders", self.encoders),
+                    ("task_head", self.task_head),
                     ("world_model", self.world_model),
                     ("rollout_encoder", self.rollout_encoder),
                     ("mixer", self.mixer),
@@ -138,11 +146,11 @@ class MMSALearner(EpsilonGreedyActing):
         td_params = [*self.agent.parameters(), *self.mixer.parameters()]
         if self.rollout_encoder is not None:
             td_params += list(self.rollout_encoder.parameters())
+        model_groups = model_param_groups(self.encoders, self.world_model, cfg)
+        if self.task_head is not None:  # trained with the encoder it reads
+            model_groups["encoder"][0].extend(self.task_head.parameters())
         param_groups, self._groups = optimizer_groups(
-            {
-                "td": (td_params, cfg.lr, cfg.grad_norm_clip),
-                **model_param_groups(self.encoders, self.world_model, cfg),
-            }
+            {"td": (td_params, cfg.lr, cfg.grad_norm_clip), **model_groups}
         )
         # The imagination (step 3), replayed from CUDA graphs on a GPU (imagination_graph).
         self.imagination: ImaginationGraphs | None = None
@@ -232,7 +240,8 @@ class MMSALearner(EpsilonGreedyActing):
                 target_code = code
             else:
                 code, target_code = rollout_code_pair(
-                    posterior, rows, self.imagination, hidden, last_action, greedy,
+                    posterior, self._imagined_rows(real_mask, rows), self.imagination, hidden,
+                    last_action, greedy,
                     (self.rollout_encoder, self.target_rollout_encoder),
                     first_action_from_data=cfg.first_action_from_data,
                 )  # fmt: skip
@@ -267,6 +276,12 @@ class MMSALearner(EpsilonGreedyActing):
             terms["sale_agent"] = encoder_loss(
                 self.encoders.online, real.take(x), real.take(last_action, 1), real.take(x, 1)
             )
+            if self.task_head is not None:
+                taken = real.take(last_action, 1)
+                task = self._task_loss(
+                    real.take(x), taken, real.take(reward), real.take(terminated)
+                )
+                terms["sale_agent_task"] = cfg.sale_task_weight * task
 
         # --- the one loss: L_TD + b_kl L_KL + b_rec L_rec + b_sale L_SALE
         groups = loss_groups(terms, cfg.ablation, self.device)
@@ -307,6 +322,31 @@ class MMSALearner(EpsilonGreedyActing):
             values["rollout_code_abs"] = code.detach().abs().mean()
         metrics.update(scalars(values))  # one device sync for all of them
         return metrics
+
+    def _task_loss(self, x: Tensor, action: Tensor, reward: Tensor, terminated: Tensor) -> Tensor:
+        """Squared error of the reward read-out plus logistic loss of the termination read-out of
+        the online `z^oa(x_t, a_t)`, averaged over real steps and agents: x ``[M, N, In]``, action
+        ``[M, N, A]`` one-hot, reward and terminated ``[M]``."""
+        assert self.encoders is not None and self.task_head is not None
+        online = self.encoders.online
+        out = self.task_head(online.zsa(online.zs(x), action))  # [M, N, 2]
+        n_agents = x.shape[1]
+        reward_loss = ((out[..., 0] - reward[:, None]) ** 2).mean()
+        done = terminated.to(out.dtype)[:, None].expand(-1, n_agents)
+        return reward_loss + nn.functional.binary_cross_entropy_with_logits(out[..., 1], done)
+
+    def _imagined_rows(self, real_mask: Tensor, rows: Rows) -> Rows:
+        """The real rows imagination starts from: all of `rows`, or with `imagination_fraction`
+        below 1 those of ``max(1, ceil(fraction * B))`` episodes drawn without replacement."""
+        fraction = self.config.imagination_fraction
+        n_episodes = real_mask.shape[1]
+        if fraction >= 1.0:
+            return rows
+        keep = max(1, math.ceil(fraction * n_episodes))
+        chosen = torch.randperm(n_episodes, device=real_mask.device)[:keep]
+        episodes = torch.zeros(n_episodes, dtype=torch.bool, device=real_mask.device)
+        episodes[chosen] = True
+        return Rows(torch.cat([real_mask[:1], real_mask]) & episodes)
 
     def _step(self, loss: Tensor) -> tuple[bool, dict[str, float]]:
         """One backward pass, a gradient-norm clip per parameter group, one optimiser step —
