@@ -1,6 +1,7 @@
 """Entry points of the DVC stages (dvc.yaml): `python -m flows.stages <stage> ...`.
 
     python -m flows.stages profile smoke|paper|ci       # compose params.yaml (as `dvc exp run`)
+    python -m flows.stages check                        # can every cell of params.yaml train?
     python -m flows.stages collect  --task T
     python -m flows.stages train    --task T --algo A --seed S
     python -m flows.stages evaluate --task T --algo A --seed S
@@ -22,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StagePaths", "compose_params", "load_params", "main", "paths", "train_config"]
+__all__ = [
+    "StagePaths",
+    "check_profile",
+    "compose_params",
+    "load_params",
+    "main",
+    "paths",
+    "train_config",
+]
 
 PARAMS_FILE = Path("params.yaml")
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -108,6 +117,40 @@ def train_config(params: Mapping[str, Any], task: str, algo: str, seed: int) -> 
     )
 
 
+def check_profile(params: Mapping[str, Any]) -> None:
+    """Refuse a profile before anything trains: `ValueError` naming the first task or (task,
+    algo) cell that cannot run: an env id its backend lacks or a backend that is not installed,
+    a bad config key or value, or an algorithm with no learner for the task's env (its action
+    kind, or an entity layout it needs). Builds each task's env once and each algorithm's
+    learner on its spec, on the CPU, and discards them; the collect and train stages call it,
+    so one bad cell stops every stage of the profile."""
+    import torch
+
+    from mmsa_envs import MissingBackendError, make
+    from mmsa_marl_core import get_algo
+
+    profile = params.get("profile")
+    for task in params["tasks"]:
+        task_def = _lookup(params, "task_defs", task)
+        try:
+            env = make(task_def["env"], **(task_def.get("env_kwargs") or {}))
+        except (ValueError, TypeError, MissingBackendError) as err:
+            raise ValueError(f"profile {profile!r}, task {task!r}: {err}") from None
+        try:
+            spec = env.spec
+        finally:
+            env.close()
+        for algo in params["algos"]:
+            try:
+                config = train_config(params, task, algo, 0)
+                get_algo(config.algo).factory(spec, config.algo_config, torch.device("cpu"))
+            except (ValueError, TypeError) as err:
+                raise ValueError(
+                    f"profile {profile!r}: algo {algo!r} cannot train on task {task!r} "
+                    f"({task_def['env']}): {err}"
+                ) from None
+
+
 def _should_resume(run_dir: Path, config_dict: Mapping[str, Any]) -> bool:
     """Resume an interrupted run of the same config (its checkpoints persist across repro);
     anything else in the run directory is stale and removed: this stage starts afresh."""
@@ -128,6 +171,7 @@ def _should_resume(run_dir: Path, config_dict: Mapping[str, Any]) -> bool:
 def stage_collect(params: Mapping[str, Any], task: str) -> Path:
     from .collect import collect_episodes, save_dataset
 
+    check_profile(params)
     task_def = _lookup(params, "task_defs", task)
     spec = params.get("collect") or {}
     data = collect_episodes(
@@ -144,6 +188,7 @@ def stage_train(params: Mapping[str, Any], task: str, algo: str, seed: int) -> P
 
     from .training import run_training
 
+    check_profile(params)
     config = train_config(params, task, algo, seed)
     run_dir = paths(params["profile"]).run_dir(task, algo, seed)
     resume = _should_resume(run_dir, config_to_dict(config))
@@ -209,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cell.add_argument("--algo", required=True)
         cell.add_argument("--seed", type=int, required=True)
     sub.add_parser("report")
+    sub.add_parser("check", help="refuse params.yaml if any cell cannot train")
     args = parser.parse_args(argv)
     try:
         if args.stage == "profile":
@@ -219,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 written = stage_collect(params, args.task)
             elif args.stage == "train":
                 written = stage_train(params, args.task, args.algo, args.seed)
+            elif args.stage == "check":
+                check_profile(params)
+                print(f"profile {params['profile']!r}: every cell can train")
+                return 0
             elif args.stage == "evaluate":
                 written = stage_evaluate(params, args.task, args.algo, args.seed)
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -221,8 +222,8 @@ def test_public_surface_of_the_flows_modules() -> None:
                        "read_metrics", "read_run", "write_labels", "write_results"},
         "flows.serve": {"DEPLOYMENTS", "PROFILE_NAME", "ServerState", "deployments", "main",
                         "smoke_parameters", "start", "status", "stop"},
-        "flows.stages": {"StagePaths", "compose_params", "load_params", "main", "paths",
-                         "train_config"},
+        "flows.stages": {"StagePaths", "check_profile", "compose_params", "load_params", "main",
+                         "paths", "train_config"},
         "flows.stats": {"Estimate", "aggregate", "curve_band", "seeded_global_numpy"},
         "flows.testing": {"Served", "free_port", "served", "shared_served"},
         "flows.training": {"ProgressLines", "build_config", "choose_device", "default_run_dir",
@@ -277,6 +278,46 @@ def test_stage_cli_names_bad_input(
     assert "'nope' is not in task_defs" in capsys.readouterr().err
     assert main(["profile", "huge"]) == 2
     assert "profile 'huge' does not exist" in capsys.readouterr().err
+
+
+def test_a_profile_that_cannot_train_is_refused_before_any_stage_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every cell of params.yaml is checked (env id, config, learner for the env) by the first
+    collect or train stage: one bad cell stops the profile before anything trains."""
+    from flows.stages import check_profile, main, stage_train
+
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load(compose_params("ci", out=tmp_path / "params.yaml").read_text())
+    check_profile(params)  # the ci profile itself is fine
+    bad_env = copy.deepcopy(params)
+    bad_env["task_defs"]["dummy"]["env"] = "dummy:nope"
+    with pytest.raises(ValueError, match=r"profile 'ci', task 'dummy': .*'nope'"):
+        check_profile(bad_env)
+    continuous = copy.deepcopy(params)
+    continuous["task_defs"]["dummy"]["env"] = "dummy:continuous"
+    with pytest.raises(
+        ValueError, match=r"algo 'qmix' cannot train on task 'dummy' \(dummy:continuous\): .*"
+    ):
+        check_profile(continuous)
+    entities = copy.deepcopy(params)
+    entities["algos"] = ["qmix", "hpn"]
+    entities["algo_defs"]["hpn"] = {"algo": "hpn_qmix", "overrides": {}}
+    with pytest.raises(ValueError, match=r"algo 'hpn' cannot train on task 'dummy'.*entit"):
+        check_profile(entities)
+    bad_key = copy.deepcopy(params)
+    bad_key["algo_defs"]["vdn"]["overrides"] = {"algo_config": {"nope": 1}}
+    with pytest.raises(ValueError, match=r"algo 'vdn' cannot train.*nope"):
+        check_profile(bad_key)
+    # The valid cell (qmix) is refused too: nothing trains, nothing is written.
+    with pytest.raises(ValueError, match="algo 'hpn'"):
+        stage_train(entities, "dummy", "qmix", 0)
+    assert not (tmp_path / "results").exists()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(continuous))
+    assert main(["check"]) == 2
+    assert "algo 'qmix' cannot train on task 'dummy'" in capsys.readouterr().err
+    assert main(["collect", "--task", "dummy"]) == 2
+    assert not (tmp_path / "results").exists()
 
 
 def test_runs_without_a_progress_bar_print_progress_lines(tmp_path: Path, capsys) -> None:
