@@ -151,16 +151,17 @@ def random_return(env: str, episodes: int = 64, seed: int = 0) -> float:
 
 
 def ablation_comparison(args: argparse.Namespace, cells: dict[str, Any]) -> dict[str, Any]:
-    """The full method and its ablations on the first map at the ablations' step budget: each
-    run's evaluation nearest to that budget (the full method's curve is read there, so a longer
-    main run does not flatter it), IQM over seeds with a bootstrap 95% interval."""
+    """The full method, its ablations and the other algorithms (QMIX, VDN) on the first map at
+    the ablations' step budget: each run's evaluation nearest to that budget (a longer main run's
+    curve is read there, so it is not flattered), IQM over seeds with a bootstrap 95% interval."""
     import numpy as np
 
     from flows.stats import aggregate
 
     budget = args.ablation_steps or args.steps
     table: dict[str, Any] = {"env": args.maps[0], "env_steps": budget, "variants": {}}
-    for variant in ["mmsa", *(f"mmsa-{a}" for a in args.ablations)]:
+    others = [a for a in args.algos if a != "mmsa"]
+    for variant in ["mmsa", *(f"mmsa-{a}" for a in args.ablations), *others]:
         cell = cells.get(f"{args.maps[0]} | {variant}")
         if cell is None:
             continue
