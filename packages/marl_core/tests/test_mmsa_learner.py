@@ -363,8 +363,8 @@ def test_imagination_fraction_imagines_from_some_episodes_only(dummy_spec, rando
         assert starts[-1] == int(real_rows[:, imagined].sum())
         chosen.append(tuple(imagined.tolist()))
     assert len(set(chosen)) > 1  # drawn anew at each update
-    # 1.0 (the default) imagines from every real row.
-    full = _learner(dummy_spec)
+    # 1.0 imagines from every real row.
+    full = _learner(dummy_spec, imagination_fraction=1.0)
     starts = _count_imagined_starts(full)
     full.update(batch)
     assert starts == [int(real_rows.sum())]
