@@ -1,0 +1,182 @@
+"""What each CPU speed lever does to one MMSA update, measured side by side in one process.
+
+One learner per lever is built on `lbf:Foraging-8x8-2p-2f-coop-v3` with the default `MMSAConfig`
+(plus the lever's fields) and the same initial weights; all of them update on the same batches of
+32 random-policy episodes (~1600 real steps, the size of a default run's batches). The levers are
+timed in interleaved rounds (A B C ... A B C ...), so that a change of machine load hits every
+lever alike, and the median per lever is reported next to its speed-up over the reference:
+
+- `imagination_fraction=1.0`: imagination from every real step of the batch, the literal
+  reading of the paper, in float32; the reference every ratio is taken against;
+- `imagination_fraction=0.5`: imagination from a drawn half of the batch's episodes;
+- `default`: `MMSAConfig()` in float32 (imagination from a drawn quarter, 0.25);
+- `bf16`: the default under `TrainConfig.precision="bf16"` (the passes without gradient under
+  bfloat16 autocast);
+- `bf16+imagination_fraction=1.0`;
+- `compiled_all_actions` (with `--compile`): the default with the all-actions SALE head pass
+  without gradient
+  (`SALEAgent.q_values`, three calls per update) through `torch.compile(dynamic=True)`, set up
+  by this script (the learner has no such option); its compile time is reported.
+
+The CPU's bf16 features (`avx512_bf16`, `amx_bf16`) are recorded with the machine.
+
+    .venv/bin/python bench/mmsa_update_levers.py   # -> bench/results/mmsa_update_levers.json
+    .venv/bin/python bench/mmsa_update_levers.py --compile --rounds 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmsa_envs import VectorEnv
+from mmsa_marl_core import EpisodeBuffer, get_algo
+from mmsa_marl_core.networks.sale_agent import SALEAgent, all_actions
+from mmsa_marl_core.ops.precision import update_precision
+from mmsa_marl_core.training.collect import run_episodes
+
+ENV = "lbf:Foraging-8x8-2p-2f-coop-v3"
+LEVERS: dict[str, tuple[dict[str, Any], str]] = {
+    "imagination_fraction=1.0": ({"imagination_fraction": 1.0}, "fp32"),
+    "imagination_fraction=0.5": ({"imagination_fraction": 0.5}, "fp32"),
+    "default": ({}, "fp32"),
+    "bf16": ({}, "bf16"),
+    "bf16+imagination_fraction=1.0": ({"imagination_fraction": 1.0}, "bf16"),
+}
+REFERENCE = "imagination_fraction=1.0"
+
+
+def cpu_flags() -> dict[str, Any]:
+    """CPU model and the bf16-related flags of /proc/cpuinfo (Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": platform.processor()}
+    lines = text.splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln), "")
+    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return {"model": model, "flags": {f: f in flags for f in wanted}}
+
+
+def compiled_q_values() -> tuple[Any, Any]:
+    """`(patched, eager)` `SALEAgent.q_values`: the patched one sends no-gradient all-actions
+    passes through one `torch.compile(dynamic=True)` function."""
+    eager = SALEAgent.q_values
+
+    def all_action_values(agent: SALEAgent, inputs: Any, hidden: Any, encoder: Any) -> Any:
+        return agent.action_values(inputs, hidden, all_actions(agent.n_actions, inputs), encoder)
+
+    compiled = torch.compile(all_action_values, dynamic=True)
+
+    def patched(self: SALEAgent, inputs: Any, hidden: Any, encoder: Any) -> Any:
+        if self.use_sale and not torch.is_grad_enabled():
+            return compiled(self, inputs, hidden, encoder)
+        return eager(self, inputs, hidden, encoder)
+
+    return patched, eager
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--per-round", type=int, default=3, help="timed updates per lever")
+    parser.add_argument("--compile", action="store_true", help="add the compiled_all_actions lever")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_update_levers.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    entry = get_algo("mmsa")
+    levers = dict(LEVERS)
+    if args.compile:
+        levers["compiled_all_actions"] = ({}, "fp32")
+    with VectorEnv(ENV, 8, seed=args.seed, processes=False) as envs:
+        learners = {}
+        for name, (fields, _) in levers.items():
+            torch.manual_seed(args.seed)  # the same initial weights for every lever
+            learners[name] = entry.factory(envs.spec, entry.config_cls(**fields), "cpu")
+        buffer = EpisodeBuffer(envs.spec, 64, envs.spec.episode_limit)
+        while len(buffer) < 32:
+            episodes = run_episodes(envs, learners[REFERENCE], explore=True, env_steps=0, rng=rng)
+            buffer.add_episodes(**episodes.buffer_arrays())
+    batches = [buffer.sample(32, rng) for _ in range(args.per_round)]
+    patched, eager = compiled_q_values() if args.compile else (None, SALEAgent.q_values)
+    compile_s = None
+
+    def run(name: str, batch: Any) -> float:
+        precision = levers[name][1]
+        SALEAgent.q_values = patched if name == "compiled_all_actions" else eager  # type: ignore[method-assign]
+        start = time.perf_counter()
+        with update_precision(precision, torch.device("cpu")):
+            learners[name].update(copy.copy(batch))
+        return time.perf_counter() - start
+
+    for name in levers:  # warm-up: lazy imports, allocator, the compile
+        start = time.perf_counter()
+        run(name, batches[0])
+        run(name, batches[-1])
+        if name == "compiled_all_actions":
+            compile_s = round(time.perf_counter() - start, 1)
+    times: dict[str, list[float]] = {name: [] for name in levers}
+    for _ in range(args.rounds):
+        for name in levers:
+            for batch in batches:
+                times[name].append(run(name, batch))
+    SALEAgent.q_values = eager  # type: ignore[method-assign]
+    base = statistics.median(times[REFERENCE])
+    results = {
+        name: {
+            "update_ms": round(1000 * statistics.median(t), 1),
+            "update_ms_iqr": [round(1000 * float(q), 1) for q in np.percentile(t, [25, 75])],
+            "speedup_vs_reference": round(base / statistics.median(t), 3),
+            "fields": levers[name][0],
+            "precision": levers[name][1],
+        }
+        for name, t in times.items()
+    }
+    if compile_s is not None:
+        results["compiled_all_actions"]["warmup_and_compile_s"] = compile_s
+    out = {
+        "benchmark": "mmsa_update_levers",
+        "env": ENV,
+        "command": " ".join(["python", *sys.argv]),
+        "batch_episodes": 32,
+        "real_steps_per_batch": [int(b.mask.sum()) for b in batches],
+        "rounds": args.rounds,
+        "per_round": args.per_round,
+        "threads": args.threads,
+        "machine": {
+            "cpu": cpu_flags(),
+            "cores_usable": len(os.sched_getaffinity(0)),
+            "load_average_at_end": list(os.getloadavg()),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+        },
+        "versions": {d: version(d) for d in ("torch", "numpy", "lbforaging")},
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+        "reference": REFERENCE,
+        "results": results,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    for name, r in results.items():
+        print(f"{name:32s} {r['update_ms']:7.1f} ms  x{r['speedup_vs_reference']}")
+
+
+if __name__ == "__main__":
+    main()
