@@ -30,16 +30,14 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
-import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from _provenance import command, git_commit, machine, now, versions
 
 from mmsa_envs import VectorEnv
 from mmsa_marl_core import EpisodeBuffer, get_algo
@@ -58,17 +56,15 @@ LEVERS: dict[str, tuple[dict[str, Any], str]] = {
 REFERENCE = "imagination_fraction=1.0"
 
 
-def cpu_flags() -> dict[str, Any]:
-    """CPU model and the bf16-related flags of /proc/cpuinfo (Linux)."""
+def cpu_flags() -> dict[str, bool]:
+    """The vector and bf16 flags of /proc/cpuinfo (Linux; empty elsewhere)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return {"model": platform.processor()}
-    lines = text.splitlines()
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln), "")
+        return {}
     flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return {"model": model, "flags": {f: f in flags for f in wanted}}
+    return {f: f in flags for f in wanted}
 
 
 def compiled_q_values() -> tuple[Any, Any]:
@@ -98,6 +94,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/mmsa_update_levers.json"))
     args = parser.parse_args()
+    started = machine()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     entry = get_algo("mmsa")
@@ -153,24 +150,19 @@ def main() -> None:
     out = {
         "benchmark": "mmsa_update_levers",
         "env": ENV,
-        "command": " ".join(["python", *sys.argv]),
+        "command": command(),
+        "commit": git_commit(),
         "batch_episodes": 32,
         "real_steps_per_batch": [int(b.mask.sum()) for b in batches],
         "rounds": args.rounds,
         "per_round": args.per_round,
         "threads": args.threads,
-        "machine": {
-            "cpu": cpu_flags(),
-            "cores_usable": len(os.sched_getaffinity(0)),
-            "load_average_at_end": list(os.getloadavg()),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-        },
-        "versions": {d: version(d) for d in ("torch", "numpy", "lbforaging")},
+        "machine": started | {"cpu_flags": cpu_flags(), "load_average_at_end": os.getloadavg()},
+        "versions": versions(("torch", "numpy", "lbforaging")),
         "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
         "reference": REFERENCE,
         "results": results,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "finished": now(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
