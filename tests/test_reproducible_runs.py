@@ -26,7 +26,7 @@ MACHINES = {
 ARGS = ["--env", "dummy", "--steps", "400", "--no-progress", "--no-tensorboard", "n_envs=4",
         "batch_size=8", "buffer_size=64", "eval_every=200", "log_every=100", "eval_episodes=4",
         "checkpoint_every=200"]  # fmt: skip
-TIMING = ("wall_s", "per_s", "_ms")
+TIMING = ("wall_s", "per_s", "_ms", "rss_mb")
 
 
 def _train(run_dir: Path, machine: str, *extra: str) -> None:

@@ -92,3 +92,23 @@ def test_train_records_whether_freed_memory_is_kept(tmp_path, wanted):
     expected = wanted and on_glibc and not overridden
     assert info["host_memory_retained"] is expected
     assert info["config"]["retain_freed_memory"] is wanted
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/statm is Linux's")
+def test_resident_memory_follows_what_the_process_holds():
+    # In a fresh interpreter, so that the peak starts below what the test allocates.
+    code = """
+import json, numpy as np
+from mmsa_marl_core.training.host_memory import resident_memory_mb
+before = resident_memory_mb()
+block = np.ones(256 << 17)  # 256 MiB of float64, every page written
+held = resident_memory_mb()
+del block
+print(json.dumps([before, held, resident_memory_mb()]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, held, after = json.loads(out.stdout)
+    assert 240 < held["rss_mb"] - before["rss_mb"] < 280
+    assert held["peak_rss_mb"] >= held["rss_mb"] - 1
+    assert after["rss_mb"] < held["rss_mb"] - 200  # freed: a numpy block this size is mmapped
+    assert after["peak_rss_mb"] >= held["rss_mb"] - 1  # the peak keeps it

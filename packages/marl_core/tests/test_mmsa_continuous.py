@@ -20,6 +20,7 @@ from mmsa_marl_core.learners.mmsa_continuous import MMSAContinuousLearner, build
 from mmsa_marl_core.registry import Learner, get_algo
 from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint
 from mmsa_marl_core.training.config import config_from_dict
+from mmsa_marl_core.training.metrics import MEASURED
 from mmsa_marl_core.training.train import train
 from mmsa_worldmodel import WorldModelConfig
 
@@ -312,6 +313,6 @@ def test_training_loop_resumes_exactly(algo: str, tmp_path: Path) -> None:
 
     def lines(run: Path) -> list[dict]:
         rows = map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-        return [{k: v for k, v in r.items() if k not in ("wall_s", "steps_per_s")} for r in rows]
+        return [{k: v for k, v in r.items() if k not in MEASURED} for r in rows]
 
     assert lines(straight) == lines(resumed)

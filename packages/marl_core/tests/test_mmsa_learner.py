@@ -21,6 +21,7 @@ from mmsa_marl_core import (
 from mmsa_marl_core.learners.mmsa_config import ABLATIONS, MMSAConfig
 from mmsa_marl_core.learners.mmsa_learner import MMSALearner
 from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint
+from mmsa_marl_core.training.metrics import MEASURED
 from mmsa_worldmodel import WorldModelConfig
 
 # Small, mutually distinct sizes (dummy env: N=3, O=7, S=11, A=6).
@@ -490,9 +491,6 @@ def test_sigkill_then_resume_is_bitwise_exact(tmp_path, killed_run, small_run, f
             assert torch.equal(value, b[key]), key
         else:
             assert value == b[key], key
-    strip = [{k: v for k, v in x.items() if k not in ("wall_s", "steps_per_s")} for x in lines]
-    again = [
-        {k: v for k, v in x.items() if k not in ("wall_s", "steps_per_s")}
-        for x in read_metrics(killed)
-    ]
+    strip = [{k: v for k, v in x.items() if k not in MEASURED} for x in lines]
+    again = [{k: v for k, v in x.items() if k not in MEASURED} for x in read_metrics(killed)]
     assert strip == again

@@ -21,6 +21,7 @@ from mmsa_marl_core import (
     train,
 )
 from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from mmsa_marl_core.training.metrics import MEASURED
 
 BASE = {
     "env": "dummy",
@@ -52,7 +53,7 @@ def _final_params(run_dir) -> dict[str, torch.Tensor]:
 
 
 def _strip_time(lines):
-    return [{k: v for k, v in x.items() if k not in ("wall_s", "steps_per_s")} for x in lines]
+    return [{k: v for k, v in x.items() if k not in MEASURED} for x in lines]
 
 
 def test_run_writes_metrics_checkpoints_and_run_json(tmp_path):
@@ -68,6 +69,8 @@ def test_run_writes_metrics_checkpoints_and_run_json(tmp_path):
     evals = [x for x in lines if x["kind"] == "eval"]
     assert lines[-1]["kind"] == "eval" and lines[-1]["env_steps"] == result.env_steps
     assert {"loss", "return_mean", "episodes", "updates", "wall_s"} <= set(train_lines[-1])
+    # Resident memory of the process (MiB), now and at its peak: torch alone holds > 50 MiB.
+    assert all(50 < x["rss_mb"] <= x["peak_rss_mb"] + 1 < 2**20 for x in train_lines)
     assert {"return_mean", "return_std", "n_episodes"} <= set(
         evals[-1]
     ) and "win_rate" not in evals[-1]

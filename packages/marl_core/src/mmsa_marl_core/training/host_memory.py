@@ -30,7 +30,12 @@ import os
 import platform
 import sys
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "retain_freed_memory"]
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
+
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "resident_memory_mb", "retain_freed_memory"]
 
 MMAP_THRESHOLD = 32 * 1024 * 1024
 """Bytes: blocks below this come from the heap (glibc's maximum on 64-bit, HEAP_MAX_SIZE / 2)."""
@@ -62,3 +67,20 @@ def retain_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+
+
+def resident_memory_mb() -> dict[str, float]:
+    """This process's resident memory in MiB: ``rss_mb`` now (Linux, from ``/proc/self/statm``)
+    and ``peak_rss_mb``, the most it has held since it started (``getrusage``'s ``ru_maxrss``:
+    KiB on Linux, bytes on macOS). A key whose source the platform lacks is left out."""
+    out: dict[str, float] = {}
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        out["rss_mb"] = pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    if resource is not None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out["peak_rss_mb"] = peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+    return out

@@ -4,7 +4,8 @@ the `metrics.jsonl` writer every run has.
 Each `metrics.jsonl` line is one JSON object: `{"kind": "train"|"eval", "env_steps", "episodes",
 "updates", "wall_s", ...}`; eval lines carry `return_mean`, `return_std`, `n_episodes` (and
 `win_rate` when the env has a win flag), train lines carry losses and the `return_mean` of the
-episodes collected since the previous train line.
+episodes collected since the previous train line, the env steps per wall-second and the
+process's resident memory in MiB (`rss_mb` now, `peak_rss_mb` its peak so far).
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["MetricsLogger", "JsonlMetrics", "read_metrics"]
+__all__ = ["MEASURED", "MetricsLogger", "JsonlMetrics", "read_metrics"]
+
+MEASURED = frozenset({"wall_s", "steps_per_s", "rss_mb", "peak_rss_mb"})
+"""Keys of a metrics line that measure the machine rather than the computation: two runs that
+compute the same (a resumed run and an uninterrupted one) differ only in these."""
 
 
 @runtime_checkable

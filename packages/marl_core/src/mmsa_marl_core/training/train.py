@@ -52,7 +52,7 @@ from .checkpoint import (
 )
 from .collect import AnyVectorEnv, Episodes, run_episodes
 from .config import ConfigError, TrainConfig, config_to_dict
-from .host_memory import retain_freed_memory
+from .host_memory import resident_memory_mb, retain_freed_memory
 from .metrics import JsonlMetrics, MetricsLogger
 from .reproducible import kernel_settings, require_pinned
 from .resume import (
@@ -540,4 +540,5 @@ def _train_line(prog: Progress, learner: Learner) -> dict[str, float]:
     line["nonfinite_updates"] = float(learner.nonfinite_updates)
     line["dropped_episodes"] = float(prog.dropped_episodes)
     line["steps_per_s"] = prog.env_steps / max(prog.wall_s, 1e-9)
+    line |= resident_memory_mb()  # measured, like wall_s: differs between identical runs
     return line
