@@ -25,7 +25,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import shutil
 import sys
 import time
 from importlib.metadata import version
@@ -106,6 +105,7 @@ def one_run(job: tuple[dict[str, Any], str]) -> tuple[str, float]:
 
     from mmsa_marl_core import config_from_dict, train
     from mmsa_marl_core.training.checkpoint import list_checkpoints
+    from mmsa_marl_core.training.run_lock import remove_run_dir
 
     torch.set_num_threads(1)
     config_data, path_str = job
@@ -116,8 +116,8 @@ def one_run(job: tuple[dict[str, Any], str]) -> tuple[str, float]:
     # A finished run with a smaller budget is extended (same config, larger `--steps`): it
     # resumes from its last checkpoint, which is how a straight run of the larger budget trains.
     resume = bool(list_checkpoints(path / "checkpoints"))
-    if not resume and path.exists():
-        shutil.rmtree(path)  # started but never checkpointed: start again
+    if not resume:
+        remove_run_dir(path)  # started but never checkpointed: start again (unless in use)
     train(config_from_dict(config_data), path, progress=False, resume=resume)
     return path_str, time.time() - start
 

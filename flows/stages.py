@@ -16,7 +16,6 @@ is one short process and needs no server.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -156,14 +155,15 @@ def _should_resume(run_dir: Path, config_dict: Mapping[str, Any]) -> bool:
     anything else in the run directory is stale and removed: this stage starts afresh."""
     import json
 
+    from mmsa_marl_core.training.run_lock import remove_run_dir
+
     run_json = run_dir / "run.json"
     if run_json.is_file():
         meta = json.loads(run_json.read_text())
         same = meta.get("config") == config_dict
         if same and meta.get("status") != "finished" and any(run_dir.glob("checkpoints/*.pt")):
             return True
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
+    remove_run_dir(run_dir)  # refused while another process writes to it
     return False
 
 

@@ -20,8 +20,10 @@ import pytest
 import torch
 
 from flows.cli import main
+from flows.stages import _should_resume
 from mmsa_marl_core import config_from_dict, evaluate, train
 from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint
+from mmsa_marl_core.training.run_lock import RunLockedError, remove_run_dir
 
 SMALL = [
     "n_envs=2", "batch_size=4", "buffer_size=20", "eval_episodes=2", "log_every=50",
@@ -76,6 +78,14 @@ def test_second_writer_is_refused_and_sigterm_leaves_a_resumable_run(tmp_path):
                 assert f"in use by another mmsa process (pid {first.pid}" in lines[0]
             else:
                 assert "already holds a run" in lines[0]
+        # nor can a stage or benchmark that starts the directory afresh pull it from under it
+        before = sorted(p.name for p in run.iterdir())
+        with pytest.raises(RunLockedError, match=f"pid {first.pid}"):
+            remove_run_dir(run)
+        with pytest.raises(RunLockedError, match=f"pid {first.pid}"):
+            _should_resume(run, {"another": "config"})
+        assert {"run.json", "metrics.jsonl", "checkpoints"} <= set(before)
+        assert sorted(p.name for p in run.iterdir()) == before
         assert first.poll() is None  # the holder never noticed
 
         first.send_signal(signal.SIGTERM)
@@ -103,6 +113,8 @@ def test_second_writer_is_refused_and_sigterm_leaves_a_resumable_run(tmp_path):
     info = _status(run)
     assert info["status"] == "finished" and info["env_steps"] >= stop
     assert "error" not in info
+    remove_run_dir(run)  # nobody writes to it now
+    assert not run.exists()
 
 
 def _small_config(**overrides) -> dict:

@@ -5,6 +5,9 @@ The kernel drops a `flock` when its process ends, however it ends (SIGKILL inclu
 never leaves a stale lock: the next run takes the lock over and rewrites the holder. A second
 writer gets `RunLockedError` at once (no waiting), naming the holder. The lock file is removed
 when the lock is released; a run directory at rest has none.
+
+`remove_run_dir` deletes a run directory to start it afresh, under the same lock: a directory
+another process is writing is left as it is (`RunLockedError`), not pulled from under it.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["LOCK_FILE", "RunLock", "RunLockedError"]
+__all__ = ["LOCK_FILE", "RunLock", "RunLockedError", "remove_run_dir"]
 
 LOCK_FILE = ".lock"
 
@@ -113,3 +117,24 @@ class RunLock:
             )
         except (OSError, ValueError, KeyError, TypeError):
             return f"holder not recorded yet, lock file {self.path}"
+
+
+def remove_run_dir(run_dir: Path | str) -> None:
+    """Delete `run_dir` and everything in it (nothing when it does not exist), holding its lock
+    while the contents go: `RunLockedError`, naming the holder and changing nothing, when another
+    process is writing to it."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    with RunLock(run_dir, create=False):
+        for child in run_dir.iterdir():
+            if child.name == LOCK_FILE:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    try:
+        run_dir.rmdir()  # empty once the lock file went with the release
+    except OSError:  # a new writer took it in between: its directory now
+        pass
