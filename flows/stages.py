@@ -1,6 +1,6 @@
 """Entry points of the DVC stages (dvc.yaml): `python -m flows.stages <stage> ...`.
 
-    python -m flows.stages profile smoke|paper|ci       # compose params.yaml (as `dvc exp run`)
+    python -m flows.stages profile smoke|lbf-cpu|paper|ci  # compose params.yaml (as `dvc exp run`)
     python -m flows.stages check                        # can every cell of params.yaml train?
     python -m flows.stages collect  --task T
     python -m flows.stages train    --task T --algo A --seed S

@@ -159,8 +159,38 @@ def test_flow_parameters_are_validated_by_prefect() -> None:
 
 
 # ----------------------------------------------------------------------------- DVC stages
+def test_lbf_cpu_profile_trains_what_bench_mmsa_lbf_trains(tmp_path: Path) -> None:
+    """The lbf-cpu profile regenerates the README's LBF table: every cell's TrainConfig is the
+    one `bench/mmsa_lbf.py` builds at its 200k-step settings, variant for variant."""
+    import argparse
+    import importlib.util
+
+    from mmsa_marl_core import config_from_dict, config_to_dict
+
+    spec = importlib.util.spec_from_file_location("bench_mmsa_lbf", "bench/mmsa_lbf.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(
+        steps=200_000, ablation_steps=0, n_envs=8, updates_per_episode=0.5, gamma=0.9,
+        epsilon_anneal_steps=100_000, set=[],
+    )  # fmt: skip
+    params = yaml.safe_load(compose_params("lbf-cpu", out=tmp_path / "p.yaml").read_text())
+    assert params["algos"] == ["mmsa", "qmix", "vdn", *(f"mmsa-{a}" for a in bench.ABLATIONS)]
+    assert params["seeds"] == [0, 1, 2, 3, 4]
+    (task,) = params["tasks"]
+    env = params["task_defs"][task]["env"]
+    for variant in params["algos"]:
+        for seed in (0, 4):
+            ours = config_to_dict(train_config(params, task, variant, seed))
+            theirs = config_to_dict(config_from_dict(bench.run_config(args, env, variant, seed)))
+            assert ours == theirs, variant
+
+
 def test_profiles_compose_and_build_valid_configs(tmp_path: Path) -> None:
-    for profile in ("smoke", "paper", "ci"):
+    profiles = sorted(p.stem for p in Path("flows/conf/profile").glob("*.yaml"))
+    assert {"smoke", "paper", "ci", "lbf-cpu"} <= set(profiles)
+    for profile in profiles:
         out = compose_params(profile, out=tmp_path / f"{profile}.yaml")
         params = yaml.safe_load(out.read_text())
         assert params["profile"] == profile
