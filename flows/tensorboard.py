@@ -7,7 +7,7 @@ Scalars are written against env steps. TensorBoard shows tag groups (the part be
   `eval/win_rate`, `eval/length_mean`): the first group a user sees;
 - `progress/<kind>_<name>`: bookkeeping counters of either kind (`episodes`, `n_episodes`,
   `updates`, `wall_s`, `steps_per_s`, `dropped_episodes`, `skipped`, `nonfinite_updates`,
-  `rss_mb`, `peak_rss_mb`);
+  `rss_mb`, `peak_rss_mb`, `buffer_mb`);
 - `train/<name>`: the learner's diagnostics (losses, TD error, gradient norms, exploration).
 
 `metrics.jsonl` keeps every line as the training loop wrote it; only the tags differ.
@@ -34,6 +34,7 @@ COUNTERS = frozenset(
         "nonfinite_updates",
         "rss_mb",
         "peak_rss_mb",
+        "buffer_mb",
     }
 )
 """Metric names that count work done rather than measure learning: tagged `progress/...`."""

@@ -75,8 +75,11 @@ def test_ring_wraps_and_overwrites_oldest(dummy_spec, random_episodes):
     second = random_episodes(3, seed=4)
     np.testing.assert_array_equal(_fill(buffer, first), [0, 1, 2])
     assert len(buffer) == 3
+    # N=3, O=7, S=11, A=6 and 5 steps: obs/state/avail over 6 rows, action/reward/terminated
+    # over 5, the length: (6*3*7 + 6*11)*4 + 6*3*6 + 5*3*8 + 5*4 + 5 + 8 = 1029 bytes a slot
+    assert buffer.nbytes_filled == 3 * 1029
     np.testing.assert_array_equal(_fill(buffer, second), [3, 0, 1])
-    assert len(buffer) == 4
+    assert len(buffer) == 4 and buffer.nbytes_filled == 4 * 1029  # full: overwriting adds none
     got = buffer.get(np.arange(4))
     # slot 2 still holds first[2]; slots 0, 1, 3 hold second[1], second[2], second[0]
     np.testing.assert_array_equal(

@@ -71,6 +71,8 @@ def test_run_writes_metrics_checkpoints_and_run_json(tmp_path):
     assert {"loss", "return_mean", "episodes", "updates", "wall_s"} <= set(train_lines[-1])
     # Resident memory of the process (MiB), now and at its peak: torch alone holds > 50 MiB.
     assert all(50 < x["rss_mb"] <= x["peak_rss_mb"] + 1 < 2**20 for x in train_lines)
+    filled = [x["buffer_mb"] for x in train_lines]  # the replay's share: grows as it fills
+    assert 0 < filled[0] and filled == sorted(filled) and filled[-1] < train_lines[-1]["rss_mb"]
     assert {"return_mean", "return_std", "n_episodes"} <= set(
         evals[-1]
     ) and "win_rate" not in evals[-1]

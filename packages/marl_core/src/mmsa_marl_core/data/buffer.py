@@ -64,6 +64,14 @@ class EpisodeBuffer:
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def nbytes_filled(self) -> int:
+        """Bytes of the slots that hold an episode: the arrays are allocated zeroed and their
+        pages become resident as episodes are written, so this is what the buffer adds to the
+        process's memory as it fills (up to ``capacity`` slots)."""
+        per_slot = sum(x.nbytes for x in self._data.values()) // self.capacity
+        return self._size * (per_slot + self._lengths.itemsize)
+
     # ------------------------------------------------------------------ writing
     def add_episodes(
         self,

@@ -5,7 +5,8 @@ Each `metrics.jsonl` line is one JSON object: `{"kind": "train"|"eval", "env_ste
 "updates", "wall_s", ...}`; eval lines carry `return_mean`, `return_std`, `n_episodes` (and
 `win_rate` when the env has a win flag), train lines carry losses and the `return_mean` of the
 episodes collected since the previous train line, the env steps per wall-second and the
-process's resident memory in MiB (`rss_mb` now, `peak_rss_mb` its peak so far).
+process's resident memory in MiB (`rss_mb` now, `peak_rss_mb` its peak so far) beside the
+replay buffer's share of it (`buffer_mb`, the bytes of the slots holding an episode).
 """
 
 from __future__ import annotations

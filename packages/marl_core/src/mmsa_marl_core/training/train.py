@@ -275,7 +275,7 @@ def train(
 
             # ---------------------------------------------------------- log
             if prog.env_steps >= prog.next_log or finished:
-                emit("train", _train_line(prog, learner))
+                emit("train", _train_line(prog, learner, buffer))
                 prog.returns, prog.metric_sums, prog.metric_count = [], {}, 0
                 prog.metric_counts = {}
                 prog.next_log = _next(prog.env_steps, config.log_every)
@@ -527,7 +527,7 @@ def _next(env_steps: int, every: int) -> int:
     return (env_steps // every + 1) * every
 
 
-def _train_line(prog: Progress, learner: Learner) -> dict[str, float]:
+def _train_line(prog: Progress, learner: Learner, buffer: EpisodeBuffer) -> dict[str, float]:
     line: dict[str, float] = {  # each metric's mean over the updates that reported it
         name: total / prog.metric_counts.get(name, prog.metric_count)
         for name, total in prog.metric_sums.items()
@@ -540,5 +540,6 @@ def _train_line(prog: Progress, learner: Learner) -> dict[str, float]:
     line["nonfinite_updates"] = float(learner.nonfinite_updates)
     line["dropped_episodes"] = float(prog.dropped_episodes)
     line["steps_per_s"] = prog.env_steps / max(prog.wall_s, 1e-9)
+    line["buffer_mb"] = buffer.nbytes_filled / 2**20  # what the replay adds to rss_mb
     line |= resident_memory_mb()  # measured, like wall_s: differs between identical runs
     return line
