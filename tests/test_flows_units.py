@@ -189,7 +189,7 @@ def test_lbf_cpu_profile_trains_what_bench_mmsa_lbf_trains(tmp_path: Path) -> No
 
 def test_profiles_compose_and_build_valid_configs(tmp_path: Path) -> None:
     profiles = sorted(p.stem for p in Path("flows/conf/profile").glob("*.yaml"))
-    assert {"smoke", "paper", "ci", "lbf-cpu"} <= set(profiles)
+    assert {"smoke", "paper", "ci", "lbf-cpu", "smax-cpu"} <= set(profiles)
     for profile in profiles:
         out = compose_params(profile, out=tmp_path / f"{profile}.yaml")
         params = yaml.safe_load(out.read_text())
@@ -199,6 +199,11 @@ def test_profiles_compose_and_build_valid_configs(tmp_path: Path) -> None:
                 config = train_config(params, task, algo, 0)
                 assert config.env == params["task_defs"][task]["env"]
                 assert config.steps == params["task_defs"][task]["steps"]
+    smax = yaml.safe_load((tmp_path / "smax-cpu.yaml").read_text())
+    assert {d["env"] for d in smax["task_defs"].values()} == {"smax:smacv2_5_units", "smax:3m"}
+    assert {d["steps"] for d in smax["task_defs"].values()} == {300_000}
+    assert {"qmix", "vdn", "mmsa", "hpn_qmix"} <= set(smax["algos"]) and len(smax["seeds"]) == 3
+    assert train_config(smax, "smax-3m", "hpn_qmix", 2).algo_config.target_update_interval == 40
     paper = yaml.safe_load((tmp_path / "paper.yaml").read_text())
     assert {d["steps"] for d in paper["task_defs"].values()} == {2_000_000}
     assert train_config(paper, paper["tasks"][0], "mmsa-no_sale", 1).algo_config.ablation == (
