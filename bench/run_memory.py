@@ -28,8 +28,10 @@ from _provenance import command, git_commit, machine, now, versions  # noqa: E40
 
 def run_memory(run_dir: Path) -> dict[str, Any]:
     """The memory record of one run directory (ValueError when its lines carry no memory)."""
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
-    train = [x for x in lines if x.get("kind") == "train" and "rss_mb" in x]
+    from mmsa_marl_core import read_metrics
+    from mmsa_marl_core.training.run_info import read_run_json
+
+    train = [x for x in read_metrics(run_dir, kind="train") if "rss_mb" in x]
     if not train:
         raise ValueError(f"{run_dir}: no train line records rss_mb (a run of older code?)")
     started = next((x for x in train if x["updates"] > 0), train[0])
@@ -49,9 +51,8 @@ def run_memory(run_dir: Path) -> dict[str, Any]:
         out["buffer_mb"] = [round(started["buffer_mb"], 1), round(last["buffer_mb"], 1)]
         out["excess_growth_mb"] = round(growth - buffer, 1)
         out["excess_growth_mb_per_100k_steps"] = round((growth - buffer) * 1e5 / steps, 1)
-    run_json = run_dir / "run.json"
-    if run_json.is_file():
-        info = json.loads(run_json.read_text())
+    if (run_dir / "run.json").is_file():
+        info = read_run_json(run_dir)
         config = info.get("config", {})
         out |= {
             "env": config.get("env"),
