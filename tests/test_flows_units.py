@@ -12,7 +12,7 @@ import yaml
 
 from flows.collect import collect_episodes, load_dataset, random_policy, save_dataset
 from flows.runners import gpu_annotation, make_task_runner
-from flows.stages import _should_resume, compose_params, paths, train_config
+from flows.stages import CONF_DIR, _should_resume, compose_params, paths, train_config
 from flows.training import build_config, choose_device, default_run_dir, merge_overrides, nest
 
 
@@ -188,7 +188,7 @@ def test_lbf_cpu_profile_trains_what_bench_mmsa_lbf_trains(tmp_path: Path) -> No
 
 
 def test_profiles_compose_and_build_valid_configs(tmp_path: Path) -> None:
-    profiles = sorted(p.stem for p in Path("flows/conf/profile").glob("*.yaml"))
+    profiles = sorted(p.stem for p in (CONF_DIR / "profile").glob("*.yaml"))
     assert {"smoke", "paper", "ci", "lbf-cpu", "smax-cpu"} <= set(profiles)
     for profile in profiles:
         out = compose_params(profile, out=tmp_path / f"{profile}.yaml")
