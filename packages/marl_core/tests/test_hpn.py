@@ -14,7 +14,7 @@ from mmsa_envs import EntityLayout, make
 from mmsa_marl_core import EpisodeBuffer, Learner, config_from_dict, train
 from mmsa_marl_core.learners.hpn import HPNQLearner, HPNQLearnerConfig
 from mmsa_marl_core.learners.q_learner import QLearnerConfig
-from mmsa_marl_core.networks.hpn_agent import HPNAgent
+from mmsa_marl_core.networks.hpn_agent import HPNAgent, _entity_sum
 from mmsa_marl_core.registry import get_algo
 from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint
 from mmsa_marl_core.training.collect import run_episodes
@@ -111,6 +111,22 @@ def test_own_features_are_not_entities():
     moved = inputs.clone()
     moved[..., [0, 28]] = inputs[..., [28, 0]]
     assert (agent.unroll(moved) - agent.unroll(inputs)).abs().max() > 1e-6
+
+
+def test_entity_sum_equals_the_hypernetwork_weights_built_out():
+    """The input layer's sum without per-entity weights equals building each entity's
+    `W(e_j) = reshape(weight @ g_j + bias, [D, F])` and summing `e_j[d] W(e_j)[d, :]`."""
+    g = torch.Generator().manual_seed(3)
+    m, d, k, f = 4, 5, 9, 8
+    e = torch.randn(6, 2, m, d, generator=g, dtype=torch.float64)
+    hidden = torch.randn(6, 2, m, k, generator=g, dtype=torch.float64)
+    weight = torch.randn(d * f, k, generator=g, dtype=torch.float64)
+    bias = torch.randn(d * f, generator=g, dtype=torch.float64)
+    w = (hidden @ weight.T + bias).reshape(6, 2, m, d, f)
+    expected = torch.einsum("...md,...mdf->...f", e, w)
+    got = _entity_sum(e, hidden, weight, bias)
+    assert got.shape == (6, 2, f)
+    torch.testing.assert_close(got, expected, rtol=0, atol=_tolerance(expected))
 
 
 def test_float32_agent_matches_float64_within_rounding():

@@ -25,6 +25,7 @@ an attack.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmsa_envs import EntityLayout
@@ -51,6 +52,23 @@ class _MergeHeads(nn.Module):
 
 def _hypernet(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+
+def _entity_sum(entities: Tensor, g: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """`sum_j sum_d e_j[d] W(e_j)[d, :]` for entities `e [..., M, D]` whose input weights come
+    from a hypernetwork, `W(e_j) = reshape(weight @ g_j + bias, [D, F])` with `g_j [..., M, K]`
+    the hypernetwork's hidden layer; `weight [D*F, K]`, `bias [D*F]` -> `[..., F]`.
+
+    The same sum without building any `W(e_j)`: it equals
+    `sum_{d,k} P[d, k] weight[(d, f), k] + sum_d E[d] bias[(d, f)]` with
+    `P = sum_j e_j g_j^T [..., D, K]` and `E = sum_j e_j`, so each row costs one `D*K x F`
+    matmul instead of `M` hypernetwork outputs of `D*F` values each.
+    """
+    d, k = entities.shape[-1], g.shape[-1]
+    f = weight.shape[0] // d
+    p = torch.einsum("...md,...mk->...dk", entities, g).flatten(-2)  # [..., D*K]
+    v = weight.reshape(d, f, k).transpose(1, 2).reshape(d * k, f)
+    return p @ v + entities.sum(-2) @ bias.reshape(d, f)
 
 
 class HPNAgent(RNNAgent):
@@ -136,20 +154,26 @@ class HPNAgent(RNNAgent):
         enemies = obs[..., lay.enemy_start : lay.enemy_stop].reshape(
             *lead, lay.n_enemies, lay.enemy_dim
         )
-        hyper = self.enemy_hyper(enemies)  # [..., M, (De*H + H + 1) * heads]
-        split = lay.enemy_dim * h * k
-        w_in = hyper[..., :split].reshape(*lead, lay.n_enemies, lay.enemy_dim, k * h)
+        first, last = self.enemy_hyper[0], self.enemy_hyper[2]
+        assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)
+        g = torch.relu(first(enemies))  # [..., M, hyper_hidden]
+        rows = lay.enemy_dim * h * k  # of the last layer: W_en; the rest: w_att and b_att
+        w_in, w_att = last.weight[:rows], last.weight[rows:]
+        b_in, b_att = last.bias[:rows], last.bias[rows:]
         # sum over enemies j and features d of o_en^j[d] * W_en(o_en^j)[d, :]: order-free in j
-        entity_sum = torch.einsum("...md,...mdf->...f", enemies, w_in)
+        entity_sum = _entity_sum(enemies, g, w_in, b_in)
         if self.ally_hyper is not None:
             allies = obs[..., lay.ally_start : lay.ally_stop].reshape(
                 *lead, lay.n_allies, lay.ally_dim
             )
-            w_al = self.ally_hyper(allies).reshape(*lead, lay.n_allies, lay.ally_dim, k * h)
-            entity_sum = entity_sum + torch.einsum("...md,...mdf->...f", allies, w_al)
+            first_al, last_al = self.ally_hyper[0], self.ally_hyper[2]
+            assert isinstance(first_al, nn.Linear) and isinstance(last_al, nn.Linear)
+            g_al = torch.relu(first_al(allies))
+            entity_sum = entity_sum + _entity_sum(allies, g_al, last_al.weight, last_al.bias)
         x = torch.relu(self.own_in(own) + self.merge_in(entity_sum.reshape(*lead, k, h)))
-        w_out = hyper[..., split : split + h * k].reshape(*lead, lay.n_enemies, k, h)
-        b_out = hyper[..., split + h * k :]  # [..., M, heads]
+        out = F.linear(g, w_att, b_att)  # the attack-Q weight and bias of each enemy
+        w_out = out[..., : h * k].reshape(*lead, lay.n_enemies, k, h)
+        b_out = out[..., h * k :]  # [..., M, heads]
         return x, w_out, b_out
 
     def q_from(self, hidden: Tensor, w_out: Tensor, b_out: Tensor) -> Tensor:
