@@ -72,6 +72,40 @@ def test_win_flag_matches_the_battle(three_m: SMAXEnv) -> None:
     assert any(outcomes) and not all(outcomes), outcomes
 
 
+def test_state_is_scaled_like_smacv2s(three_m: SMAXEnv) -> None:
+    """Positions about the map centre over half its size, cooldowns over the unit type's and
+    floored at 0, dead units zero; the rest is JaxMARL's world state (`raw_state=True`)."""
+    inner = three_m._core.env._env
+    n_units, per = inner.num_agents, len(inner.own_features)
+    rng = np.random.default_rng(5)
+    step, negative_raw_cooldown, dead_seen = three_m.reset(seed=2), False, False
+    for _ in range(60):
+        st = three_m._state.state
+        raw = np.asarray(inner.get_world_state(st))
+        alive, types = np.asarray(st.unit_alive), np.asarray(st.unit_types)
+        units, raw_units = step.state[: n_units * per].reshape(n_units, per), raw[: n_units * per]
+        raw_units = raw_units.reshape(n_units, per)
+        half = np.array([inner.map_width, inner.map_height]) / 2
+        cd = np.asarray(inner.unit_type_weapon_cooldowns)[types]
+        for u in range(n_units):
+            if not alive[u]:
+                dead_seen = True
+                assert not units[u].any()
+                continue
+            np.testing.assert_allclose(units[u, 1:3], (raw_units[u, 1:3] - half) / half, atol=1e-6)
+            np.testing.assert_allclose(units[u, 3], max(raw_units[u, 3], 0) / cd[u], atol=1e-6)
+            np.testing.assert_array_equal(
+                units[u, [0, *range(4, per)]], raw_units[u, [0, *range(4, per)]]
+            )
+            negative_raw_cooldown |= bool(raw_units[u, 3] < -1)
+        np.testing.assert_array_equal(step.state[n_units * per :], raw[n_units * per :])
+        assert np.abs(units[:, 1:3]).max() <= 1 and units[:, 3].min() >= 0
+        step = three_m.step(_attack_policy(step.avail_actions, rng))
+        if step.done:
+            step = three_m.reset(seed=3)
+    assert negative_raw_cooldown and dead_seen  # the raw state needed the scaling here
+
+
 def test_unknown_map_lists_close_matches() -> None:
     with pytest.raises(UnknownEnvError, match="smax:smacv2_5_units"):
         make("smax:smacv2_5_unit")
