@@ -1,0 +1,123 @@
+"""One HPN-QMIX update against one QMIX update on SMAX maps, side by side in one process.
+
+For each map, QMIX and HPN-QMIX learners (default configs) update on the same batches of 32
+random-policy episodes, timed in interleaved rounds so that a change of machine load hits both
+alike. A third variant, `hpn_qmix_built_out_weights`, is HPN-QMIX with its entity input layer
+computed the direct way, building every entity's hypernetwork weight `W(e_j)` `[D, F]` and
+summing `e_j[d] W(e_j)[d, :]` (the same function as `hpn_agent._entity_sum`, which regroups the
+sum so that no `W(e_j)` is built): the ratio between the two is what the regrouping buys.
+
+    .venv/bin/python bench/hpn_update.py   # -> bench/results/hpn_update.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _provenance import command, git_commit, machine, now, versions
+from torch import Tensor
+
+import mmsa_marl_core.networks.hpn_agent as hpn_agent
+from mmsa_envs import VectorEnv
+from mmsa_marl_core import EpisodeBuffer, get_algo
+from mmsa_marl_core.training.collect import run_episodes
+
+MAPS = ("smax:3m", "smax:smacv2_5_units")
+VARIANTS = ("qmix", "hpn_qmix", "hpn_qmix_built_out_weights")
+REGROUPED = hpn_agent._entity_sum
+
+
+def built_out_entity_sum(entities: Tensor, g: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """`_entity_sum` the direct way: every entity's `W(e_j) = reshape(weight @ g_j + bias)`."""
+    d = entities.shape[-1]
+    w = torch.nn.functional.linear(g, weight, bias)
+    w = w.reshape(*w.shape[:-1], d, weight.shape[0] // d)
+    return torch.einsum("...md,...mdf->...f", entities, w)
+
+
+def measure(env_id: str, rounds: int, per_round: int, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    with VectorEnv(env_id, 8, seed=seed, processes=False) as envs:
+        learners = {}
+        for name in VARIANTS:
+            entry = get_algo(name.removesuffix("_built_out_weights"))
+            torch.manual_seed(seed)
+            learners[name] = entry.factory(envs.spec, entry.config_cls(), "cpu")
+        buffer = EpisodeBuffer(envs.spec, 64, envs.spec.episode_limit)
+        while len(buffer) < 32:
+            episodes = run_episodes(envs, learners["qmix"], explore=True, env_steps=0, rng=rng)
+            buffer.add_episodes(**episodes.buffer_arrays())
+    batches = [buffer.sample(32, rng) for _ in range(per_round)]
+
+    def run(name: str, batch: Any) -> float:
+        hpn_agent._entity_sum = (  # type: ignore[assignment]
+            built_out_entity_sum if name.endswith("_built_out_weights") else REGROUPED
+        )
+        start = time.perf_counter()
+        learners[name].update(copy.copy(batch))
+        return time.perf_counter() - start
+
+    for name in VARIANTS:  # warm-up
+        run(name, batches[0])
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for _ in range(rounds):
+        for name in VARIANTS:
+            for batch in batches:
+                times[name].append(run(name, batch))
+    hpn_agent._entity_sum = REGROUPED
+    base = statistics.median(times["qmix"])
+    return {
+        "batch_obs_shape": list(batches[0].obs.shape),
+        "real_steps_per_batch": [int(b.mask.sum()) for b in batches],
+        "results": {
+            name: {
+                "update_ms": round(1000 * statistics.median(t), 1),
+                "update_ms_iqr": [round(1000 * float(q), 1) for q in np.percentile(t, [25, 75])],
+                "ratio_to_qmix": round(statistics.median(t) / base, 2),
+            }
+            for name, t in times.items()
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--maps", nargs="+", default=list(MAPS))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--per-round", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/hpn_update.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    started = machine()
+    maps = {m: measure(m, args.rounds, args.per_round, args.seed) for m in args.maps}
+    out = {
+        "benchmark": "hpn_update",
+        "command": command(),
+        "commit": git_commit(),
+        "threads": 1,
+        "rounds": args.rounds,
+        "per_round": args.per_round,
+        "machine": started | {"load_average_at_end": list(os.getloadavg())},
+        "versions": versions(("torch", "numpy", "jaxmarl", "jax")),
+        "maps": maps,
+        "finished": now(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    for env_id, m in maps.items():
+        for name, r in m["results"].items():
+            print(f"{env_id:22s} {name:28s} {r['update_ms']:7.1f} ms  x{r['ratio_to_qmix']}")
+
+
+if __name__ == "__main__":
+    main()
