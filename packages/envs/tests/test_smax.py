@@ -106,6 +106,11 @@ def test_state_is_scaled_like_smacv2s(three_m: SMAXEnv) -> None:
     assert negative_raw_cooldown and dead_seen  # the raw state needed the scaling here
 
 
+def test_raw_state_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match=r"raw_state='no' must be true or false"):
+        make("smax:3m", raw_state="no")
+
+
 def test_unknown_map_lists_close_matches() -> None:
     with pytest.raises(UnknownEnvError, match="smax:smacv2_5_units"):
         make("smax:smacv2_5_unit")

@@ -103,7 +103,9 @@ class SMAXCore:
         self.jax = jax
         self.cpu = jax.devices("cpu")[0]
         kwargs = dict(kwargs)
-        raw_state = bool(kwargs.pop("raw_state", False))
+        raw_state = kwargs.pop("raw_state", False)
+        if not isinstance(raw_state, bool):
+            raise ValueError(f"smax: raw_state={raw_state!r} must be true or false")
         env = jaxmarl.make("HeuristicEnemySMAX", scenario=smax.map_name_to_scenario(name), **kwargs)
         self.env = env
         self.agents = list(env.agents)
