@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-__all__ = ["plot_finals", "plot_learning_curves"]
+__all__ = ["plot_finals", "plot_learning_curves", "plot_quartile_curves"]
 
 _DPI = 120
 # No "Software: Matplotlib version..." chunk: a PNG's bytes then depend on what is drawn, not on
@@ -108,6 +108,49 @@ def plot_finals(summary: pl.DataFrame, path: Path, *, metric: str = "return") ->
         ax.set_title(task, fontsize=9)
         ax.set_xlabel(f"final {metric} (IQM, 95% CI)")
         ax.grid(axis="x", alpha=0.3)
+    for ax in axes[len(tasks) :]:
+        ax.set_visible(False)
+    fig.savefig(path, dpi=_DPI, metadata=_PNG_METADATA)
+    return path
+
+
+_METRIC_LABELS = {"win_rate": "eval win rate", "return": "eval return"}
+
+
+def plot_quartile_curves(curves: pl.DataFrame, path: Path) -> Path:
+    """One panel per task: the median over seeds of each variant's eval win rate (or return,
+    for tasks without a win), band = 25th to 75th percentile over seeds (SMACv2's plot)."""
+    path = Path(path)
+    if curves.is_empty():
+        return _empty(path, "no evaluation points yet")
+    tasks = curves["task"].unique(maintain_order=True).sort().to_list()
+    rows, cols = _grid(len(tasks))
+    fig = Figure(figsize=(5 * cols, 3.6 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, task in zip(axes, tasks, strict=False):
+        panel = curves.filter(pl.col("task") == task)
+        metric = str(panel["metric"][0])
+        for variant in panel["variant"].unique(maintain_order=True).sort().to_list():
+            line = panel.filter(pl.col("variant") == variant).sort("env_steps")
+            steps = line["env_steps"].to_numpy()
+            median, q25, q75 = (line[c].to_numpy() for c in ("median", "q25", "q75"))
+            label = f"{variant} (n={int(line['n_seeds'][0])})"
+            if len(steps) == 1:
+                ax.errorbar(
+                    steps, median, yerr=[median - q25, q75 - median], fmt="o", capsize=4,
+                    label=label,
+                )  # fmt: skip
+                continue
+            marker = "o" if len(steps) <= _MARKERS_UP_TO else None
+            (drawn,) = ax.plot(steps, median, marker=marker, markersize=3, label=label)
+            ax.fill_between(steps, q25, q75, color=drawn.get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("env steps")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set_ylabel(f"{_METRIC_LABELS.get(metric, metric)} (median, 25-75%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     for ax in axes[len(tasks) :]:
         ax.set_visible(False)
     fig.savefig(path, dpi=_DPI, metadata=_PNG_METADATA)

@@ -130,6 +130,8 @@ def report_markdown(report: Report, paths: Mapping[str, Path], *, title: str) ->
         "",
         f"![final return per variant]({paths['ablation_png'].name})",
         "",
+        f"![median over seeds with the 25-75% band]({paths['quartiles_png'].name})",
+        "",
         "## Runs",
         "",
     ]

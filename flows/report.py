@@ -29,6 +29,7 @@ __all__ = [
     "build_report",
     "curve_table",
     "final_scores",
+    "quartile_table",
     "main",
     "random_baseline",
     "write_report",
@@ -63,6 +64,10 @@ class Report:
     """task, variant, env_steps, iqm, low, high, n_seeds: eval return over training."""
     random: pl.DataFrame
     """task, episodes, return mean/std and interval of the random-policy datasets given."""
+    quartile_curves: pl.DataFrame = field(default_factory=pl.DataFrame)
+    """task, variant, metric, env_steps, median, q25, q75, n_seeds: the median over seeds with
+    the 25-75% band (SMACv2's plot), of the eval win rate where the env has one, else of the
+    return."""
     versions: Mapping[str, str] = field(default_factory=dict)
     """Package and backend versions recorded by the runs (values joined where runs differ)."""
     tools: Mapping[str, str] = field(default_factory=dict)
@@ -170,30 +175,98 @@ def build_report(
         summary=summary,
         runs=runs,
         curves=_curves(infos, config),
+        quartile_curves=_quartile_curves(infos, config),
         random=random,
         versions=_run_versions(infos),
         tools=_tool_versions(),
     )
 
 
-def _curves(infos: Sequence[RunInfo], config: ReportConfig) -> pl.DataFrame:
-    """Eval return over env steps, interpolated onto a grid common to the runs of each group."""
+Curves = Mapping[tuple[str, str], Sequence[tuple[np.ndarray, np.ndarray]]]
+
+
+def _eval_curves(
+    infos: Sequence[RunInfo], column: str
+) -> dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]]:
+    """`column` of the eval lines over env steps, one `(steps, values)` per run, by (task,
+    variant); runs without that column are left out."""
     groups: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
     for info in infos:
         evals = read_metrics(info.run_dir).filter(pl.col("kind") == "eval")
-        if evals.is_empty() or "return_mean" not in evals.columns:
+        if evals.is_empty() or column not in evals.columns:
+            continue
+        evals = evals.filter(pl.col(column).is_not_null())
+        if evals.is_empty():
             continue
         evals = evals.sort("env_steps").unique("env_steps", keep="last", maintain_order=True)
         steps = evals["env_steps"].to_numpy().astype(np.float64)
-        values = evals["return_mean"].to_numpy().astype(np.float64)
+        values = evals[column].to_numpy().astype(np.float64)
         groups.setdefault((info.task, info.variant), []).append((steps, values))
-    return curve_table(groups, config)
+    return groups
 
 
-def curve_table(
-    groups: Mapping[tuple[str, str], Sequence[tuple[np.ndarray, np.ndarray]]],
-    config: ReportConfig = ReportConfig(),
+def _curves(infos: Sequence[RunInfo], config: ReportConfig) -> pl.DataFrame:
+    """Eval return over env steps, interpolated onto a grid common to the runs of each group."""
+    return curve_table(_eval_curves(infos, "return_mean"), config)
+
+
+def _quartile_curves(infos: Sequence[RunInfo], config: ReportConfig) -> pl.DataFrame:
+    """`quartile_table` of the eval win rate of the tasks whose runs record one, and of the eval
+    return of the others."""
+    wins = _eval_curves([i for i in infos if i.has_win], "win_rate")
+    returns = _eval_curves(infos, "return_mean")
+    won_tasks = {task for task, _ in wins}
+    other = {key: c for key, c in returns.items() if key[0] not in won_tasks}
+    return pl.concat(
+        [quartile_table(wins, "win_rate", config), quartile_table(other, "return", config)],
+        how="diagonal",
+    )
+
+
+def _common_grid(
+    curves: Sequence[tuple[np.ndarray, np.ndarray]], config: ReportConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """`(grid, scores [R, P])`: runs evaluate at slightly different env steps (episodes end at
+    different times), so each curve is interpolated onto one evenly spaced grid, as many points
+    as the densest run has, inside the span every run covers (no point is extrapolated)."""
+    start = max(s[0] for s, _ in curves)
+    end = min(s[-1] for s, _ in curves)
+    count = min(config.curve_points, max(len(s) for s, _ in curves))
+    grid = np.unique(np.linspace(start, end, count).round()) if end > start else np.array([end])
+    return grid, np.stack([np.interp(grid, s, v) for s, v in curves])
+
+
+def quartile_table(
+    groups: Curves, metric: str, config: ReportConfig = ReportConfig()
 ) -> pl.DataFrame:
+    """Median over runs with the 25th and 75th percentiles (numpy's linear interpolation) at
+    each point of the common grid (`curve_table`'s): task, variant, metric, env_steps, median,
+    q25, q75, n_seeds."""
+    rows = []
+    for (task, variant), curves in sorted(groups.items()):
+        if not curves:
+            continue
+        grid, scores = _common_grid(curves, config)
+        q25, median, q75 = np.percentile(scores, [25, 50, 75], axis=0)
+        for i, step in enumerate(grid):
+            rows.append(
+                {
+                    "task": task,
+                    "variant": variant,
+                    "metric": metric,
+                    "env_steps": int(step),
+                    "median": float(median[i]),
+                    "q25": float(q25[i]),
+                    "q75": float(q75[i]),
+                    "n_seeds": len(curves),
+                }
+            )
+    if not rows:
+        return pl.DataFrame(schema={"task": pl.String, "variant": pl.String, "env_steps": pl.Int64})
+    return pl.from_dicts(rows)
+
+
+def curve_table(groups: Curves, config: ReportConfig = ReportConfig()) -> pl.DataFrame:
     """IQM learning curves with bootstrap bands from the evaluation curves of each (task,
     variant): ``groups[(task, variant)]`` holds one ``(env_steps [P], returns [P])`` per run, steps
     increasing. Returns the ``curves`` table of `Report` (task, variant, env_steps, iqm, low,
@@ -202,14 +275,7 @@ def curve_table(
     for (task, variant), curves in sorted(groups.items()):
         if not curves:
             continue
-        # Runs evaluate at slightly different env steps (episodes end at different times), so
-        # each curve is interpolated onto one evenly spaced grid, as many points as the densest
-        # run has, inside the span every run covers (no point is extrapolated).
-        start = max(s[0] for s, _ in curves)
-        end = min(s[-1] for s, _ in curves)
-        count = min(config.curve_points, max(len(s) for s, _ in curves))
-        grid = np.unique(np.linspace(start, end, count).round()) if end > start else np.array([end])
-        scores = np.stack([np.interp(grid, s, v) for s, v in curves])
+        grid, scores = _common_grid(curves, config)
         iqm, low, high = curve_band(
             scores, reps=config.curve_reps, confidence=config.confidence, seed=config.seed
         )
@@ -250,7 +316,7 @@ def _tool_versions() -> dict[str, str]:
 
 def write_report(report: Report, out_dir: Path, *, title: str = "MMSA results") -> dict[str, Path]:
     """Write the report to `out_dir`; returns the written files by role."""
-    from .figures import plot_finals, plot_learning_curves
+    from .figures import plot_finals, plot_learning_curves, plot_quartile_curves
     from .markdown import report_markdown
 
     out_dir = Path(out_dir)
@@ -264,6 +330,7 @@ def write_report(report: Report, out_dir: Path, *, title: str = "MMSA results") 
         "metrics_json": out_dir / "metrics.json",
         "curves_png": out_dir / "learning_curves.png",
         "ablation_png": out_dir / "ablation.png",
+        "quartiles_png": out_dir / "median_curves.png",
         "markdown": out_dir / "report.md",
     }
     report.summary.write_parquet(paths["summary_parquet"])
@@ -276,6 +343,7 @@ def write_report(report: Report, out_dir: Path, *, title: str = "MMSA results") 
     paths["metrics_json"].write_text(json.dumps(_dvc_metrics(report), indent=2) + "\n")
     plot_learning_curves(report.curves, report.random, paths["curves_png"])
     plot_finals(report.summary, paths["ablation_png"])
+    plot_quartile_curves(report.quartile_curves, paths["quartiles_png"])
     paths["markdown"].write_text(report_markdown(report, paths, title=title))
     return paths
 

@@ -165,8 +165,17 @@ def test_report_tables_figures_and_files(tmp_path: Path) -> None:
     assert (curves["low"] <= curves["iqm"] + 1e-9).all()
     assert report.versions["torch"] == "2.13.0" and "rliable" in report.tools
 
+    # The median with the 25-75% band, of the win rate (these runs record one): seeds 0-3 of
+    # qmix end at win rates 0.25, 0.30, 0.35, 0.40.
+    quart = report.quartile_curves.filter(pl.col("variant") == "qmix").sort("env_steps")
+    assert set(quart["metric"]) == {"win_rate"} and quart["n_seeds"][0] == 4
+    assert quart["env_steps"].to_list() == [0, 250, 500, 750, 1000]
+    last = quart.row(-1, named=True)
+    assert (last["q25"], last["median"], last["q75"]) == pytest.approx((0.2875, 0.325, 0.3625))
+    assert quart["median"][0] == 0.0
+
     paths = write_report(report, tmp_path / "out", title="T")
-    for key in ("curves_png", "ablation_png"):
+    for key in ("curves_png", "ablation_png", "quartiles_png"):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = paths["markdown"].read_text()
     assert md.startswith("# T\n")
@@ -175,6 +184,14 @@ def test_report_tables_figures_and_files(tmp_path: Path) -> None:
     assert metrics["dummy"]["qmix"]["return_iqm"] == pytest.approx(0.65)
     assert pl.read_parquet(paths["summary_parquet"]).equals(report.summary)
     assert pl.read_csv(paths["curves_csv"]).columns[:3] == ["task", "variant", "env_steps"]
+
+
+def test_quartile_curves_fall_back_to_the_return_without_a_win(tmp_path: Path) -> None:
+    runs = [fabricate(tmp_path / "runs", "vdn", s, f) for s, f in enumerate((0.2, 1.0, 0.4))]
+    quart = build_report(runs, config=FAST).quartile_curves.sort("env_steps")
+    assert set(quart["metric"]) == {"return"}
+    last = quart.row(-1, named=True)
+    assert (last["q25"], last["median"], last["q75"]) == pytest.approx((0.3, 0.4, 0.7))
 
 
 def test_report_rejects_duplicate_seeds_and_no_runs(tmp_path: Path) -> None:
