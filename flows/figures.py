@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -37,6 +38,35 @@ def _empty(path: Path, message: str) -> Path:
     return path
 
 
+def _task_panels(curves: pl.DataFrame) -> tuple[list[str], Figure, Any]:
+    """The sorted tasks of `curves` and a figure with one 5 x 3.6 panel per task."""
+    tasks = curves["task"].unique(maintain_order=True).sort().to_list()
+    rows, cols = _grid(len(tasks))
+    fig = Figure(figsize=(5 * cols, 3.6 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    return tasks, fig, fig.subplots(rows, cols, squeeze=False).ravel()
+
+
+def _band_lines(ax: Any, panel: pl.DataFrame, columns: tuple[str, str, str]) -> None:
+    """One line per variant of `panel` (centre, low, high = `columns`) with its band shaded."""
+    centre_col, low_col, high_col = columns
+    for variant in panel["variant"].unique(maintain_order=True).sort().to_list():
+        line = panel.filter(pl.col("variant") == variant).sort("env_steps")
+        n = int(line["n_seeds"][0])
+        steps = line["env_steps"].to_numpy()
+        centre, low, high = (line[c].to_numpy() for c in (centre_col, low_col, high_col))
+        label = f"{variant} (n={n})"
+        if len(steps) == 1:  # a one-point line and band draw nothing: a point with its band
+            ax.errorbar(
+                steps, centre, yerr=[centre - low, high - centre], fmt="o", capsize=4, label=label
+            )
+            continue
+        # Markers while points are few, so a short curve reads as measured points.
+        marker = "o" if len(steps) <= _MARKERS_UP_TO else None
+        (drawn,) = ax.plot(steps, centre, marker=marker, markersize=3, label=label)
+        ax.fill_between(steps, low, high, color=drawn.get_color(), alpha=0.2, linewidth=0)
+
+
 def plot_learning_curves(curves: pl.DataFrame, random: pl.DataFrame, path: Path) -> Path:
     """One panel per task: IQM eval return of each variant over env steps, band = bootstrap CI.
 
@@ -45,33 +75,14 @@ def plot_learning_curves(curves: pl.DataFrame, random: pl.DataFrame, path: Path)
     path = Path(path)
     if curves.is_empty():
         return _empty(path, "no evaluation points yet")
-    tasks = curves["task"].unique(maintain_order=True).sort().to_list()
-    rows, cols = _grid(len(tasks))
-    fig = Figure(figsize=(5 * cols, 3.6 * rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    tasks, fig, axes = _task_panels(curves)
     random_by_task = (
         dict(zip(random["task"], random["return_mean"], strict=True))
         if "return_mean" in random.columns
         else {}
     )
     for ax, task in zip(axes, tasks, strict=False):
-        panel = curves.filter(pl.col("task") == task)
-        for variant in panel["variant"].unique(maintain_order=True).sort().to_list():
-            line = panel.filter(pl.col("variant") == variant).sort("env_steps")
-            n = int(line["n_seeds"][0])
-            steps = line["env_steps"].to_numpy()
-            iqm, low, high = (line[c].to_numpy() for c in ("iqm", "low", "high"))
-            label = f"{variant} (n={n})"
-            if len(steps) == 1:  # a one-point line and band draw nothing: a point with its CI
-                ax.errorbar(
-                    steps, iqm, yerr=[iqm - low, high - iqm], fmt="o", capsize=4, label=label
-                )
-                continue
-            # Markers while points are few, so a short curve reads as measured points.
-            marker = "o" if len(steps) <= _MARKERS_UP_TO else None
-            (drawn,) = ax.plot(steps, iqm, marker=marker, markersize=3, label=label)
-            ax.fill_between(steps, low, high, color=drawn.get_color(), alpha=0.2, linewidth=0)
+        _band_lines(ax, curves.filter(pl.col("task") == task), ("iqm", "low", "high"))
         if task in random_by_task:
             ax.axhline(random_by_task[task], color="grey", linestyle="--", label="random policy")
         ax.set_title(task, fontsize=9)
@@ -123,28 +134,11 @@ def plot_quartile_curves(curves: pl.DataFrame, path: Path) -> Path:
     path = Path(path)
     if curves.is_empty():
         return _empty(path, "no evaluation points yet")
-    tasks = curves["task"].unique(maintain_order=True).sort().to_list()
-    rows, cols = _grid(len(tasks))
-    fig = Figure(figsize=(5 * cols, 3.6 * rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    tasks, fig, axes = _task_panels(curves)
     for ax, task in zip(axes, tasks, strict=False):
         panel = curves.filter(pl.col("task") == task)
         metric = str(panel["metric"][0])
-        for variant in panel["variant"].unique(maintain_order=True).sort().to_list():
-            line = panel.filter(pl.col("variant") == variant).sort("env_steps")
-            steps = line["env_steps"].to_numpy()
-            median, q25, q75 = (line[c].to_numpy() for c in ("median", "q25", "q75"))
-            label = f"{variant} (n={int(line['n_seeds'][0])})"
-            if len(steps) == 1:
-                ax.errorbar(
-                    steps, median, yerr=[median - q25, q75 - median], fmt="o", capsize=4,
-                    label=label,
-                )  # fmt: skip
-                continue
-            marker = "o" if len(steps) <= _MARKERS_UP_TO else None
-            (drawn,) = ax.plot(steps, median, marker=marker, markersize=3, label=label)
-            ax.fill_between(steps, q25, q75, color=drawn.get_color(), alpha=0.2, linewidth=0)
+        _band_lines(ax, panel, ("median", "q25", "q75"))
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("env steps")
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -242,28 +242,12 @@ def quartile_table(
     """Median over runs with the 25th and 75th percentiles (numpy's linear interpolation) at
     each point of the common grid (`curve_table`'s): task, variant, metric, env_steps, median,
     q25, q75, n_seeds."""
-    rows = []
-    for (task, variant), curves in sorted(groups.items()):
-        if not curves:
-            continue
-        grid, scores = _common_grid(curves, config)
+
+    def quartiles(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         q25, median, q75 = np.percentile(scores, [25, 50, 75], axis=0)
-        for i, step in enumerate(grid):
-            rows.append(
-                {
-                    "task": task,
-                    "variant": variant,
-                    "metric": metric,
-                    "env_steps": int(step),
-                    "median": float(median[i]),
-                    "q25": float(q25[i]),
-                    "q75": float(q75[i]),
-                    "n_seeds": len(curves),
-                }
-            )
-    if not rows:
-        return pl.DataFrame(schema={"task": pl.String, "variant": pl.String, "env_steps": pl.Int64})
-    return pl.from_dicts(rows)
+        return median, q25, q75
+
+    return _band_table(groups, config, quartiles, ("median", "q25", "q75"), {"metric": metric})
 
 
 def curve_table(groups: Curves, config: ReportConfig = ReportConfig()) -> pl.DataFrame:
@@ -271,23 +255,38 @@ def curve_table(groups: Curves, config: ReportConfig = ReportConfig()) -> pl.Dat
     variant): ``groups[(task, variant)]`` holds one ``(env_steps [P], returns [P])`` per run, steps
     increasing. Returns the ``curves`` table of `Report` (task, variant, env_steps, iqm, low,
     high, n_seeds); `figures.plot_learning_curves` draws it."""
+
+    def band(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return curve_band(
+            scores, reps=config.curve_reps, confidence=config.confidence, seed=config.seed
+        )
+
+    return _band_table(groups, config, band, ("iqm", "low", "high"), {})
+
+
+def _band_table(
+    groups: Curves,
+    config: ReportConfig,
+    band: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    names: tuple[str, str, str],
+    extra: Mapping[str, object],
+) -> pl.DataFrame:
+    """One row per (task, variant) and point of its common grid: task, variant, `extra`,
+    env_steps, the three `names` columns of `band(scores [R, P])`, n_seeds."""
     rows = []
     for (task, variant), curves in sorted(groups.items()):
         if not curves:
             continue
         grid, scores = _common_grid(curves, config)
-        iqm, low, high = curve_band(
-            scores, reps=config.curve_reps, confidence=config.confidence, seed=config.seed
-        )
+        columns = band(scores)
         for i, step in enumerate(grid):
             rows.append(
                 {
                     "task": task,
                     "variant": variant,
+                    **extra,
                     "env_steps": int(step),
-                    "iqm": float(iqm[i]),
-                    "low": float(low[i]),
-                    "high": float(high[i]),
+                    **{name: float(col[i]) for name, col in zip(names, columns, strict=True)},
                     "n_seeds": len(curves),
                 }
             )
