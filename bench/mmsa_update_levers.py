@@ -13,12 +13,16 @@ lever alike, and the median per lever is reported next to its speed-up over the 
 - `bf16`: the default under `TrainConfig.precision="bf16"` (the passes without gradient under
   bfloat16 autocast);
 - `bf16+imagination_fraction=1.0`;
+- `bf16_with_gradient`: the default with the whole update, the passes with gradient too, under
+  bfloat16 autocast (set up by this script: no `TrainConfig.precision` does this), the widest
+  bf16 path, which is what AMX's bf16 matrix units could speed up;
 - `compiled_all_actions` (with `--compile`): the default with the all-actions SALE head pass
   without gradient
   (`SALEAgent.q_values`, three calls per update) through `torch.compile(dynamic=True)`, set up
   by this script (the learner has no such option); its compile time is reported.
 
-The CPU's bf16 features (`avx512_bf16`, `amx_bf16`) are recorded with the machine.
+The CPU's bf16 features (`avx512_bf16`, `amx_tile`, `amx_bf16`; `cpu_flags()`, as in `run.json`)
+are recorded with the machine.
 
     .venv/bin/python bench/mmsa_update_levers.py   # -> bench/results/mmsa_update_levers.json
     .venv/bin/python bench/mmsa_update_levers.py --compile --rounds 6
@@ -44,6 +48,7 @@ from mmsa_marl_core import EpisodeBuffer, get_algo
 from mmsa_marl_core.networks.sale_agent import SALEAgent, all_actions
 from mmsa_marl_core.ops.precision import update_precision
 from mmsa_marl_core.training.collect import run_episodes
+from mmsa_marl_core.training.reproducible import cpu_flags
 
 ENV = "lbf:Foraging-8x8-2p-2f-coop-v3"
 LEVERS: dict[str, tuple[dict[str, Any], str]] = {
@@ -52,19 +57,9 @@ LEVERS: dict[str, tuple[dict[str, Any], str]] = {
     "default": ({}, "fp32"),
     "bf16": ({}, "bf16"),
     "bf16+imagination_fraction=1.0": ({"imagination_fraction": 1.0}, "bf16"),
+    "bf16_with_gradient": ({}, "bf16-all"),
 }
 REFERENCE = "imagination_fraction=1.0"
-
-
-def cpu_flags() -> dict[str, bool]:
-    """The vector and bf16 flags of /proc/cpuinfo (Linux; empty elsewhere)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return {}
-    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return {f: f in flags for f in wanted}
 
 
 def compiled_q_values() -> tuple[Any, Any]:
@@ -118,8 +113,12 @@ def main() -> None:
         precision = levers[name][1]
         SALEAgent.q_values = patched if name == "compiled_all_actions" else eager  # type: ignore[method-assign]
         start = time.perf_counter()
-        with update_precision(precision, torch.device("cpu")):
-            learners[name].update(copy.copy(batch))
+        if precision == "bf16-all":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                learners[name].update(copy.copy(batch))
+        else:
+            with update_precision(precision, torch.device("cpu")):
+                learners[name].update(copy.copy(batch))
         return time.perf_counter() - start
 
     for name in levers:  # warm-up: lazy imports, allocator, the compile

@@ -4,13 +4,16 @@ refusal of an unpinned reproducible run, and `run_pinned`'s child."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 from mmsa_marl_core import TrainConfig, train
 from mmsa_marl_core.training.reproducible import (
+    CPU_FLAGS,
     PINNED_ENVIRONMENT,
+    cpu_flags,
     kernel_settings,
     pinned_environ,
     require_pinned,
@@ -69,3 +72,19 @@ def test_unpinned_process_reports_and_refuses(tmp_path) -> None:
 def test_gpu_device_is_refused() -> None:
     with pytest.raises(ValueError, match="device cuda given"):
         require_pinned(torch.device("cuda"))
+
+
+def test_cpu_flags_are_those_proc_cpuinfo_lists() -> None:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        assert cpu_flags() == {}
+        return
+    listed: set[str] = set()
+    for line in cpuinfo.read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            listed.update(value.split())
+    assert listed, "/proc/cpuinfo lists no flags"
+    assert cpu_flags() == {name: name in listed for name in CPU_FLAGS}
+    assert set(CPU_FLAGS) >= {"avx512_bf16", "amx_bf16", "amx_tile"}
+    assert kernel_settings()["cpu_flags"] == cpu_flags()

@@ -22,6 +22,7 @@ from mmsa_marl_core import (
 )
 from mmsa_marl_core.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from mmsa_marl_core.training.metrics import MEASURED
+from mmsa_marl_core.training.reproducible import cpu_flags
 
 BASE = {
     "env": "dummy",
@@ -64,6 +65,8 @@ def test_run_writes_metrics_checkpoints_and_run_json(tmp_path):
     assert info["config"]["env"] == "dummy" and info["config"]["algo_config"]["agent_hidden"] == 12
     assert {"torch", "numpy", "mmsa-envs"} <= set(info["versions"])
     assert info["env_spec"]["n_agents"] == 3 and "git_commit" in info and info["device"] == "cpu"
+    # The CPU's bf16 units (AVX512-BF16, AMX), as /proc/cpuinfo lists them, go with the run.
+    assert info["cpu_kernels"]["cpu_flags"] == cpu_flags()
     lines = read_metrics(tmp_path)
     train_lines = [x for x in lines if x["kind"] == "train"]
     evals = [x for x in lines if x["kind"] == "eval"]

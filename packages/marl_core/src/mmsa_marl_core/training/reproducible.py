@@ -42,6 +42,8 @@ from typing import Any, TypeVar
 __all__ = [
     "PINNED_ENVIRONMENT",
     "kernel_settings",
+    "cpu_flags",
+    "CPU_FLAGS",
     "require_pinned",
     "pinned_environ",
     "run_pinned",
@@ -123,17 +125,38 @@ def unpinned_settings() -> list[str]:
 
 def kernel_settings() -> dict[str, Any]:
     """The CPU kernel paths of this process, for `run.json`: ATen's capability, MKL's branch,
-    the pinning variables as set, the CPU model and the torch thread count."""
+    the pinning variables as set, the CPU model, its vector and bf16 features (`cpu_flags`) and
+    the torch thread count."""
     import torch
 
     names = [*PINNED_ENVIRONMENT, "NPY_DISABLE_CPU_FEATURES", "XLA_FLAGS"]
     return {
         "cpu": _cpu_model(),
+        "cpu_flags": cpu_flags(),
         "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "mkl_cbwr_branch": _mkl_branch(),
         "torch_threads": torch.get_num_threads(),
         "environment": {name: os.environ.get(name) for name in names},
     }
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+"""The features that decide how fast a `precision="bf16"` update can be on a CPU: AVX512-BF16
+converts and multiplies bfloat16 in vector registers, AMX (`amx_tile` with `amx_bf16`) in
+matrix tiles, which oneDNN uses for bfloat16 matrix products."""
+
+
+def cpu_flags() -> dict[str, bool]:
+    """`{feature: present}` for `CPU_FLAGS`, from /proc/cpuinfo; empty where it cannot be read
+    (not Linux)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), None)
+    if flags is None:
+        return {}
+    return {name: name in flags for name in CPU_FLAGS}
 
 
 def _cpu_model() -> str | None:
