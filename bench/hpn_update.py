@@ -17,19 +17,18 @@ import copy
 import json
 import os
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from _provenance import command, git_commit, machine, now, versions
+from _timing import median_ms, random_batches, time_interleaved
 from torch import Tensor
 
 import mmsa_marl_core.networks.hpn_agent as hpn_agent
 from mmsa_envs import VectorEnv
-from mmsa_marl_core import EpisodeBuffer, get_algo
-from mmsa_marl_core.training.collect import run_episodes
+from mmsa_marl_core import get_algo
 
 MAPS = ("smax:3m", "smax:smacv2_5_units")
 VARIANTS = ("qmix", "hpn_qmix", "hpn_qmix_built_out_weights")
@@ -52,27 +51,17 @@ def measure(env_id: str, rounds: int, per_round: int, seed: int) -> dict[str, An
             entry = get_algo(name.removesuffix("_built_out_weights"))
             torch.manual_seed(seed)
             learners[name] = entry.factory(envs.spec, entry.config_cls(), "cpu")
-        buffer = EpisodeBuffer(envs.spec, 64, envs.spec.episode_limit)
-        while len(buffer) < 32:
-            episodes = run_episodes(envs, learners["qmix"], explore=True, env_steps=0, rng=rng)
-            buffer.add_episodes(**episodes.buffer_arrays())
-    batches = [buffer.sample(32, rng) for _ in range(per_round)]
+        batches = random_batches(envs, learners["qmix"], rng, per_round)
 
-    def run(name: str, batch: Any) -> float:
+    def run(name: str, batch: Any) -> None:
         hpn_agent._entity_sum = (  # type: ignore[assignment]
             built_out_entity_sum if name.endswith("_built_out_weights") else REGROUPED
         )
-        start = time.perf_counter()
         learners[name].update(copy.copy(batch))
-        return time.perf_counter() - start
 
     for name in VARIANTS:  # warm-up
         run(name, batches[0])
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for _ in range(rounds):
-        for name in VARIANTS:
-            for batch in batches:
-                times[name].append(run(name, batch))
+    times = time_interleaved(run, VARIANTS, batches, rounds)
     hpn_agent._entity_sum = REGROUPED
     base = statistics.median(times["qmix"])
     return {
@@ -80,8 +69,7 @@ def measure(env_id: str, rounds: int, per_round: int, seed: int) -> dict[str, An
         "real_steps_per_batch": [int(b.mask.sum()) for b in batches],
         "results": {
             name: {
-                "update_ms": round(1000 * statistics.median(t), 1),
-                "update_ms_iqr": [round(1000 * float(q), 1) for q in np.percentile(t, [25, 75])],
+                **median_ms(t),
                 "ratio_to_qmix": round(statistics.median(t) / base, 2),
             }
             for name, t in times.items()

@@ -42,12 +42,12 @@ from typing import Any
 import numpy as np
 import torch
 from _provenance import command, git_commit, machine, now, versions
+from _timing import median_ms, random_batches, time_interleaved
 
 from mmsa_envs import VectorEnv
-from mmsa_marl_core import EpisodeBuffer, get_algo
+from mmsa_marl_core import get_algo
 from mmsa_marl_core.networks.sale_agent import SALEAgent, all_actions
 from mmsa_marl_core.ops.precision import update_precision
-from mmsa_marl_core.training.collect import run_episodes
 from mmsa_marl_core.training.reproducible import cpu_flags
 
 ENV = "lbf:Foraging-8x8-2p-2f-coop-v3"
@@ -101,25 +101,19 @@ def main() -> None:
         for name, (fields, _) in levers.items():
             torch.manual_seed(args.seed)  # the same initial weights for every lever
             learners[name] = entry.factory(envs.spec, entry.config_cls(**fields), "cpu")
-        buffer = EpisodeBuffer(envs.spec, 64, envs.spec.episode_limit)
-        while len(buffer) < 32:
-            episodes = run_episodes(envs, learners[REFERENCE], explore=True, env_steps=0, rng=rng)
-            buffer.add_episodes(**episodes.buffer_arrays())
-    batches = [buffer.sample(32, rng) for _ in range(args.per_round)]
+        batches = random_batches(envs, learners[REFERENCE], rng, args.per_round)
     patched, eager = compiled_q_values() if args.compile else (None, SALEAgent.q_values)
     compile_s = None
 
-    def run(name: str, batch: Any) -> float:
+    def run(name: str, batch: Any) -> None:
         precision = levers[name][1]
         SALEAgent.q_values = patched if name == "compiled_all_actions" else eager  # type: ignore[method-assign]
-        start = time.perf_counter()
         if precision == "bf16-all":
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 learners[name].update(copy.copy(batch))
         else:
             with update_precision(precision, torch.device("cpu")):
                 learners[name].update(copy.copy(batch))
-        return time.perf_counter() - start
 
     for name in levers:  # warm-up: lazy imports, allocator, the compile
         start = time.perf_counter()
@@ -127,17 +121,12 @@ def main() -> None:
         run(name, batches[-1])
         if name == "compiled_all_actions":
             compile_s = round(time.perf_counter() - start, 1)
-    times: dict[str, list[float]] = {name: [] for name in levers}
-    for _ in range(args.rounds):
-        for name in levers:
-            for batch in batches:
-                times[name].append(run(name, batch))
+    times = time_interleaved(run, levers, batches, args.rounds)
     SALEAgent.q_values = eager  # type: ignore[method-assign]
     base = statistics.median(times[REFERENCE])
     results = {
         name: {
-            "update_ms": round(1000 * statistics.median(t), 1),
-            "update_ms_iqr": [round(1000 * float(q), 1) for q in np.percentile(t, [25, 75])],
+            **median_ms(t),
             "speedup_vs_reference": round(base / statistics.median(t), 3),
             "fields": levers[name][0],
             "precision": levers[name][1],
