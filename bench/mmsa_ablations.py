@@ -29,7 +29,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from mmsa_lbf import one_run, status
+from _provenance import machine
+from mmsa_lbf import one_run, run_cpus, status
 
 ENV = "lbf:Foraging-5x5-2p-1f-v3"
 VARIANTS = ("mmsa", "mmsa-no_wm", "mmsa-no_sale", "mmsa-no_klb", "mmsa-no_gs", "qmix")
@@ -129,6 +130,10 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "random_policy_return": random_return(args.env),
         "machine": {
             "platform": platform.platform(),
+            "cpu": machine()["cpu"],
+            "run_cpus": run_cpus(
+                [run_dir(args, v, seed) for v in args.variants for seed in args.seeds]
+            ),
             "cpu_count": os.cpu_count(),
             "load_avg": os.getloadavg(),
             "python": sys.version.split()[0],

@@ -31,6 +31,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from _provenance import machine
+
 MAPS = ("lbf:Foraging-2s-8x8-2p-2f-coop-v3", "lbf:Foraging-10x10-3p-5f-v3")
 ALGOS = ("mmsa", "qmix", "vdn")
 ABLATIONS = ("no_wm", "no_sale", "no_klb", "no_gs")
@@ -92,6 +94,16 @@ def run_info(path: Path) -> dict[str, Any]:
 
 def status(path: Path) -> str:
     return run_info(path).get("status", "absent")
+
+
+def run_cpu(path: Path) -> str | None:
+    """The CPU model a run trained on (run.json's `cpu_kernels.cpu`; None for runs without it)."""
+    return (run_info(path).get("cpu_kernels") or {}).get("cpu")
+
+
+def run_cpus(paths: list[Path]) -> list[str]:
+    """The distinct CPU models the finished runs among `paths` trained on."""
+    return sorted({c for p in paths if status(p) == "finished" and (c := run_cpu(p))})
 
 
 def done_steps(path: Path) -> int:
@@ -256,6 +268,14 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "example_config": run_config(args, args.maps[0], "mmsa", args.seeds[0]),
         "machine": {
             "platform": platform.platform(),
+            "cpu": machine()["cpu"],
+            "run_cpus": run_cpus(
+                [
+                    run_dir(args, c["env"], c["variant"], int(seed))
+                    for c in cells.values()
+                    for seed in c["runs"]
+                ]
+            ),
             "cpu_count": os.cpu_count(),
             "load_avg": os.getloadavg(),
             "workers": args.workers,
