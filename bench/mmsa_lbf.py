@@ -31,8 +31,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _provenance import machine
-
 MAPS = ("lbf:Foraging-2s-8x8-2p-2f-coop-v3", "lbf:Foraging-10x10-3p-5f-v3")
 ALGOS = ("mmsa", "qmix", "vdn")
 ABLATIONS = ("no_wm", "no_sale", "no_klb", "no_gs")
@@ -200,6 +198,7 @@ def ablation_comparison(args: argparse.Namespace, cells: dict[str, Any]) -> dict
 def report(args: argparse.Namespace) -> dict[str, Any]:
     """Collect every finished run and write `args.out`."""
     import numpy as np
+    from _provenance import machine
 
     from flows.stats import aggregate
 
