@@ -2,10 +2,16 @@
 
 The result is batch-major numpy, ready for `EpisodeBuffer.add_episodes`. Rows whose worker
 crashed (`VecStep.dropped`) are removed, never stored as if they were real episodes.
+
+The training loop's step cadence hooks in here: `on_step` runs after every vectorised step (the
+loop's gradient updates, interleaved with acting), and `stop_at` ends the round at a step budget,
+returning the episodes still running as truncated ones (their last transition not terminal, so
+learners bootstrap through it, as through a time limit).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,8 +74,18 @@ def run_episodes(
     explore: bool,
     env_steps: int,
     rng: np.random.Generator,
+    on_step: Callable[[int, int], None] | None = None,
+    stop_at: int | None = None,
 ) -> Episodes:
-    """One episode in each of the B envs, all stepped together with batched acting."""
+    """One episode in each of the B envs, all stepped together with batched acting.
+
+    `env_steps` is the run's count before this call. Without `on_step` the policy acts at
+    `env_steps` throughout. With it, the policy acts at the live count (`env_steps` plus the
+    steps taken so far here), and after every vectorised step `on_step(stepped, live)` is called
+    with the number of envs that stepped and the live count after the step. With `stop_at`,
+    stepping stops as soon as the live count reaches it: the episodes still running end there,
+    cut (`terminated` false at their last transition, like a time-limit truncation).
+    """
     spec = envs.spec
     b, n, limit = envs.num_envs, spec.n_agents, spec.episode_limit
     action_shape = (b, limit, n) if spec.discrete else (b, limit, n, spec.n_actions)
@@ -87,15 +103,23 @@ def run_episodes(
     obs[:, 0], state[:, 0], avail[:, 0] = step.obs, step.state, step.avail_actions
     acting_state = learner.initial_state(b)
     running = np.ones(b, bool)
+    live = env_steps  # the run's env steps including those taken here
     t = 0
     while running.any() and t < limit:
+        if stop_at is not None and live >= stop_at:
+            break  # the step budget is spent: the running episodes are cut here
         act_avail = step.avail_actions
         if not running.all():
             # finished rows are ignored by the env, but the policy still needs a legal action set
             act_avail = act_avail.copy()
             act_avail[~running] = True
         actions, acting_state = learner.act(
-            step.obs, act_avail, acting_state, env_steps=env_steps, explore=explore, rng=rng
+            step.obs,
+            act_avail,
+            acting_state,
+            env_steps=env_steps if on_step is None else live,
+            explore=explore,
+            rng=rng,
         )
         step = envs.step(actions)
         rows = np.flatnonzero(running)
@@ -111,12 +135,15 @@ def run_episodes(
             won[i] = bool(step.infos[i].get("battle_won", False))
         running &= ~step.done
         t += 1
-    if running.any():
+        live += len(rows)
+        if on_step is not None:
+            on_step(len(rows), live)
+    if running.any() and t >= limit:
         raise RuntimeError(
             f"{spec.id}: {int(running.sum())} episodes ran past episode_limit={limit} without "
             "ending; the env must truncate at its limit"
         )
-    keep = ~dropped
+    keep = ~dropped & (lengths > 0)  # a round cut before its first step holds no episode
     return Episodes(
         obs=obs[keep],
         state=state[keep],

@@ -14,10 +14,13 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from ..ops.precision import PRECISIONS
 from ..registry import get_algo
+
+if TYPE_CHECKING:
+    from mmsa_envs import EnvSpec
 
 __all__ = [
     "TrainConfig",
@@ -26,10 +29,14 @@ __all__ = [
     "config_to_dict",
     "DEFAULT_ENV",
     "PRECISIONS",
+    "UPDATE_CADENCES",
 ]
 
 DEFAULT_ENV = "lbf:Foraging-5x5-2p-1f-coop-v3"
 """The embedded default task: a small cooperative LBF map QMIX learns in minutes on one CPU."""
+
+UPDATE_CADENCES = ("auto", "episode", "step")
+"""The values of `TrainConfig.update_every`."""
 
 
 class ConfigError(ValueError):
@@ -61,7 +68,19 @@ class TrainConfig:
     buffer_size: int = 5000
     """Replay capacity in episodes."""
     updates_per_episode: float = 1.0
-    """Gradient updates per collected episode (PyMARL: 1); fractions accumulate exactly."""
+    """Gradient updates per collected episode (PyMARL: 1) under the `episode` cadence; fractions
+    accumulate exactly."""
+    update_every: str = "auto"
+    """When the gradient updates run. `episode`: after each round of `n_envs` whole episodes,
+    `updates_per_episode` per collected episode (PyMARL). `step`: after every vectorised env
+    step of the collection, `updates_per_step` per env that stepped, interleaved with acting
+    (TD3, FACMAC); the policy acts at the live env-step count, and the last round stops
+    stepping once `steps` is reached (its cut episodes are stored as truncated). `auto`: `step`
+    on envs with continuous actions, `episode` otherwise. Either way updates start once the
+    buffer holds `batch_size` episodes."""
+    updates_per_step: float = 1.0
+    """Gradient updates per env step under the `step` cadence (TD3: 1); fractions accumulate
+    exactly. Unused under the `episode` cadence."""
     log_every: int = 5_000
     """Write a `train` metrics line every this many env steps."""
     eval_every: int = 20_000
@@ -117,6 +136,13 @@ class TrainConfig:
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be >= 1")
         if not self.updates_per_episode >= 0:  # NaN too
             raise ConfigError(f"updates_per_episode={self.updates_per_episode!r} must be >= 0")
+        if self.update_every not in UPDATE_CADENCES:
+            raise ConfigError(
+                f"update_every={self.update_every!r} is not allowed; use one of "
+                f"{', '.join(UPDATE_CADENCES)}"
+            )
+        if not self.updates_per_step >= 0:  # NaN too
+            raise ConfigError(f"updates_per_step={self.updates_per_step!r} must be >= 0")
         if self.max_nonfinite_updates < 0:
             raise ConfigError(f"max_nonfinite_updates={self.max_nonfinite_updates!r} must be >= 0")
         if self.batch_size > self.buffer_size:
@@ -129,6 +155,13 @@ class TrainConfig:
             raise ConfigError(
                 f"precision={self.precision!r} is not allowed; use one of {', '.join(PRECISIONS)}"
             )
+
+    def update_cadence(self, spec: EnvSpec) -> Literal["episode", "step"]:
+        """`update_every` resolved for the env `spec`: `auto` is `step` where its actions are
+        continuous, `episode` otherwise."""
+        if self.update_every == "auto":
+            return "step" if spec.action_kind == "continuous" else "episode"
+        return "step" if self.update_every == "step" else "episode"
 
 
 # ---------------------------------------------------------------------- from / to plain data

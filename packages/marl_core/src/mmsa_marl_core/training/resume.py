@@ -76,7 +76,14 @@ def comparable_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_fingerprint(config: TrainConfig, spec: EnvSpec) -> dict[str, Any]:
-    """What must match for a checkpoint to continue this run (the step budget may grow)."""
+    """What must match for a checkpoint to continue this run (the step budget may grow).
+
+    The update cadence enters as resolved for `spec` (`auto` and what it stands for match), and
+    only where it is `step` (with `updates_per_step`): an episode-cadence run has the
+    fingerprint it had before the cadence existed, so its older checkpoints still continue."""
+    cadence: dict[str, Any] = {}
+    if config.update_cadence(spec) == "step":
+        cadence = {"update_every": "step", "updates_per_step": config.updates_per_step}
     return comparable_fingerprint(
         {
             "env": config.env,
@@ -88,6 +95,7 @@ def run_fingerprint(config: TrainConfig, spec: EnvSpec) -> dict[str, Any]:
             "batch_size": config.batch_size,
             "buffer_size": config.buffer_size,
             "updates_per_episode": config.updates_per_episode,
+            **cadence,
             "env_spec": {
                 k: getattr(spec, k)
                 for k in (

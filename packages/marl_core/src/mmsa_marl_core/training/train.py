@@ -2,9 +2,11 @@
 
     envs, learner, buffer, rngs  <- config (or the latest checkpoint, with resume=True)
     while env_steps < config.steps:
-        collect    n_envs whole episodes with the exploring policy (batched acting)
+        collect    n_envs whole episodes with the exploring policy (batched acting); under the
+                   step cadence, after every vectorised step: updates_per_step x (envs that
+                   stepped) gradient updates, and the last round stops at config.steps
         store      them in the episode buffer
-        update     updates_per_episode x episodes gradient updates on sampled batches
+        update     under the episode cadence: updates_per_episode x episodes gradient updates
         log        a train line every log_every env steps (metrics.jsonl + loggers)
         evaluate   greedy policy, eval_episodes episodes, every eval_every env steps
         checkpoint every checkpoint_every env steps: models, optimisers, buffer, RNG states,
@@ -15,8 +17,11 @@
 Exact resume: every random draw comes from the torch RNG (initialisation), one numpy Generator
 (sampling and exploration) or the envs' per-episode seeds `episode_seed(seed, env, counter)`;
 all of them are in the checkpoint, so a killed run resumed from its last checkpoint ends with
-the same parameters, bit for bit on CPU, as a run that was never interrupted. What a checkpoint
-holds and how it is put back lives in `resume`; this module holds the loop and `evaluate_policy`.
+the same parameters, bit for bit on CPU, as a run that was never interrupted. Both update
+cadences (`TrainConfig.update_every`) draw their batches from that Generator in the order they
+run; under the step cadence acting and updates interleave within a round, and a round still ends
+between episodes. What a checkpoint holds and how it is put back lives in `resume`; this module
+holds the loop and `evaluate_policy`.
 """
 
 from __future__ import annotations
@@ -154,6 +159,7 @@ def train(
             config, min(config.n_envs, config.eval_episodes), config.seed + EVAL_SEED_OFFSET
         )
         spec = envs.spec
+        cadence = config.update_cadence(spec)
         if not resume:
             check_update_budget(config, spec)
         torch.manual_seed(config.seed)
@@ -227,10 +233,47 @@ def train(
         last_eval: dict[str, float] = {}
         checkpoint: Path | None = resumed[0] if resumed is not None else None
         nonfinite_at_checkpoint = learner.nonfinite_updates
+
+        def update(credit: float, env_steps: int) -> None:
+            """The gradient updates of both cadences: `credit` more updates, the fraction carried
+            in `prog.update_credit`, once the buffer holds `batch_size` episodes (`env_steps`:
+            where the run is, for the error that stops it)."""
+            if len(buffer) < config.batch_size:
+                return
+            prog.update_credit += credit
+            n_updates = int(prog.update_credit)
+            prog.update_credit -= n_updates
+            for _ in range(n_updates):
+                batch = buffer.sample(config.batch_size, rng, device=device)
+                with update_precision(config.precision, device):
+                    metrics = learner.update(batch)
+                for name, value in metrics.items():
+                    prog.metric_sums[name] = prog.metric_sums.get(name, 0.0) + value
+                    prog.metric_counts[name] = prog.metric_counts.get(name, 0) + 1
+                prog.metric_count += 1
+                prog.updates += 1
+                if learner.nonfinite_updates > config.max_nonfinite_updates:
+                    raise NonFiniteLossError(
+                        f"{learner.nonfinite_updates} updates had a NaN/inf loss or gradient "
+                        f"(max_nonfinite_updates={config.max_nonfinite_updates}); stopping at "
+                        f"{env_steps} env steps; "
+                        f"{_last_good(checkpoint)}. Lower the learning rate, enable "
+                        "standardise_rewards, or check the env's rewards."
+                    )
+
+        def step_updates(stepped: int, env_steps: int) -> None:
+            update(config.updates_per_step * stepped, env_steps)
+
+        per_step = cadence == "step"
         tick = time.perf_counter()
         while prog.env_steps < config.steps:
             # ---------------------------------------------------------- collect and store
-            episodes = run_episodes(envs, learner, explore=True, env_steps=prog.env_steps, rng=rng)
+            # (under the step cadence the updates run inside, after every vectorised step)
+            episodes = run_episodes(
+                envs, learner, explore=True, env_steps=prog.env_steps, rng=rng,
+                on_step=step_updates if per_step else None,
+                stop_at=config.steps if per_step else None,
+            )  # fmt: skip
             new_steps = int(episodes.lengths.sum())
             if len(episodes.lengths):
                 buffer.add_episodes(**episodes.buffer_arrays())
@@ -239,28 +282,9 @@ def train(
             prog.dropped_episodes += episodes.dropped
             prog.returns.extend(episodes.returns.tolist())
 
-            # ---------------------------------------------------------- update
-            if len(buffer) >= config.batch_size:
-                prog.update_credit += config.updates_per_episode * len(episodes.lengths)
-                n_updates = int(prog.update_credit)
-                prog.update_credit -= n_updates
-                for _ in range(n_updates):
-                    batch = buffer.sample(config.batch_size, rng, device=device)
-                    with update_precision(config.precision, device):
-                        metrics = learner.update(batch)
-                    for name, value in metrics.items():
-                        prog.metric_sums[name] = prog.metric_sums.get(name, 0.0) + value
-                        prog.metric_counts[name] = prog.metric_counts.get(name, 0) + 1
-                    prog.metric_count += 1
-                    prog.updates += 1
-                    if learner.nonfinite_updates > config.max_nonfinite_updates:
-                        raise NonFiniteLossError(
-                            f"{learner.nonfinite_updates} updates had a NaN/inf loss or gradient "
-                            f"(max_nonfinite_updates={config.max_nonfinite_updates}); stopping at "
-                            f"{prog.env_steps} env steps; "
-                            f"{_last_good(checkpoint)}. Lower the learning rate, enable "
-                            "standardise_rewards, or check the env's rewards."
-                        )
+            # ---------------------------------------------------------- update (episode cadence)
+            if not per_step:
+                update(config.updates_per_episode * len(episodes.lengths), prog.env_steps)
 
             now_tick = time.perf_counter()
             prog.wall_s += now_tick - tick
@@ -436,11 +460,16 @@ def _make_envs(config: TrainConfig, n: int, seed: int) -> AnyVectorEnv:
 
 def check_update_budget(config: TrainConfig, spec: Any) -> None:
     """`ConfigError` when `config.steps` gives no gradient update at all if the episodes run to
-    their limit: the loop collects `n_envs` episodes per iteration, and updates start once the
-    buffer holds `batch_size` episodes (e.g. FACMAC on a 1000-step MuJoCo task with 2000 steps)."""
+    their limit: the loop collects rounds of `n_envs` episodes, and updates start once the
+    buffer holds `batch_size` episodes, in the round that fills it under the episode cadence and
+    from the first step of the round after it under the step cadence, which ends the run within
+    one vectorised step of `steps` (e.g. FACMAC on a 1000-step MuJoCo task with 2000 steps)."""
     per_iteration = config.n_envs * spec.episode_limit
-    iterations = math.ceil(config.steps / per_iteration)
     first = math.ceil(config.batch_size / config.n_envs)  # the first iteration that may update
+    if config.update_cadence(spec) == "step":
+        _check_step_budget(config, spec, first)
+        return
+    iterations = math.ceil(config.steps / per_iteration)
     updating = max(0, iterations - first + 1)
     if int(config.updates_per_episode * config.n_envs * updating) >= 1:
         return
@@ -454,6 +483,39 @@ def check_update_budget(config: TrainConfig, spec: Any) -> None:
         f"batch_size={config.batch_size}; use steps >= {(needed - 1) * per_iteration + 1} or a "
         "smaller batch_size"
     )
+
+
+def _check_step_budget(config: TrainConfig, spec: Any, first: int) -> None:
+    """`check_update_budget` under the step cadence: with every episode at its limit, each
+    vectorised step is `n_envs` env steps, the buffer holds `batch_size` episodes after `first`
+    rounds, and each later vectorised step adds `updates_per_step x n_envs` to the credit."""
+    n, limit = config.n_envs, spec.episode_limit
+    if config.updates_per_step == 0:
+        raise ConfigError("updates_per_step=0.0 gives no gradient update; use a value > 0")
+    vector_steps = math.ceil(config.steps / n)  # the run stops at the first one past `steps`
+    filling = first * limit  # vectorised steps before the buffer holds batch_size episodes
+    needed = filling + _additions_to_one(config.updates_per_step * n)
+    if vector_steps >= needed:
+        return
+    raise ConfigError(
+        f"steps={config.steps} gives no gradient update on {config.env}: the buffer holds "
+        f"batch_size={config.batch_size} episodes only after {first} round(s) of n_envs={n} "
+        f"episodes of up to {limit} steps ({filling * n} env steps), and update_every=step "
+        f"runs updates_per_step={config.updates_per_step} per env step after that; use "
+        f"steps >= {(needed - 1) * n + 1} or a smaller batch_size"
+    )
+
+
+def _additions_to_one(rate: float) -> int:
+    """How many additions of `rate` the loop's carried credit needs to reach one whole update,
+    added one at a time as the loop adds them (so float rounding counts as it does there)."""
+    credit, count = 0.0, 0
+    while credit < 1.0:
+        if count > 1_000_000:  # an absurdly small rate: the exact count no longer matters
+            return math.ceil(1 / rate)
+        credit += rate
+        count += 1
+    return count
 
 
 def _nonfinite_tensors(tree: Any, prefix: str = "") -> str:
