@@ -12,7 +12,14 @@ import yaml
 
 from flows.collect import collect_episodes, load_dataset, random_policy, save_dataset
 from flows.runners import gpu_annotation, make_task_runner
-from flows.stages import CONF_DIR, _should_resume, compose_params, paths, train_config
+from flows.stages import (
+    CONF_DIR,
+    _should_resume,
+    check_profile,
+    compose_params,
+    paths,
+    train_config,
+)
 from flows.training import build_config, choose_device, default_run_dir, merge_overrides, nest
 
 
@@ -189,7 +196,7 @@ def test_lbf_cpu_profile_trains_what_bench_mmsa_lbf_trains(tmp_path: Path) -> No
 
 def test_profiles_compose_and_build_valid_configs(tmp_path: Path) -> None:
     profiles = sorted(p.stem for p in (CONF_DIR / "profile").glob("*.yaml"))
-    assert {"smoke", "paper", "ci", "lbf-cpu", "smax-cpu"} <= set(profiles)
+    assert {"smoke", "paper", "ci", "lbf-cpu", "smax-cpu", "mamujoco-cpu"} <= set(profiles)
     for profile in profiles:
         out = compose_params(profile, out=tmp_path / f"{profile}.yaml")
         params = yaml.safe_load(out.read_text())
@@ -204,6 +211,16 @@ def test_profiles_compose_and_build_valid_configs(tmp_path: Path) -> None:
     assert {d["steps"] for d in smax["task_defs"].values()} == {300_000}
     assert {"qmix", "vdn", "mmsa", "hpn_qmix"} <= set(smax["algos"]) and len(smax["seeds"]) == 3
     assert train_config(smax, "smax-3m", "hpn_qmix", 2).algo_config.target_update_interval == 40
+    mamujoco = yaml.safe_load((tmp_path / "mamujoco-cpu.yaml").read_text())
+    cheetah = train_config(mamujoco, "mamujoco-halfcheetah-2x3", "facmac", 0)
+    assert (cheetah.env, cheetah.steps, cheetah.update_every) == (
+        "mamujoco:HalfCheetah-2x3",
+        300_000,
+        "step",
+    )
+    assert cheetah.env_kwargs == {"max_episode_steps": 100} and len(mamujoco["seeds"]) == 3
+    assert set(mamujoco["algos"]) == {"mmsa_continuous", "facmac"}
+    check_profile(mamujoco)  # both learners build on the continuous env
     paper = yaml.safe_load((tmp_path / "paper.yaml").read_text())
     assert {d["steps"] for d in paper["task_defs"].values()} == {2_000_000}
     assert train_config(paper, paper["tasks"][0], "mmsa-no_sale", 1).algo_config.ablation == (
@@ -321,7 +338,7 @@ def test_a_profile_that_cannot_train_is_refused_before_any_stage_runs(
 ) -> None:
     """Every cell of params.yaml is checked (env id, config, learner for the env) by the first
     collect or train stage: one bad cell stops the profile before anything trains."""
-    from flows.stages import check_profile, main, stage_train
+    from flows.stages import main, stage_train
 
     monkeypatch.chdir(tmp_path)
     params = yaml.safe_load(compose_params("ci", out=tmp_path / "params.yaml").read_text())
