@@ -196,7 +196,9 @@ def test_lbf_cpu_profile_trains_what_bench_mmsa_lbf_trains(tmp_path: Path) -> No
 
 def test_profiles_compose_and_build_valid_configs(tmp_path: Path) -> None:
     profiles = sorted(p.stem for p in (CONF_DIR / "profile").glob("*.yaml"))
-    assert {"smoke", "paper", "ci", "lbf-cpu", "smax-cpu", "mamujoco-cpu"} <= set(profiles)
+    assert {"smoke", "paper", "paper-smax", "ci", "lbf-cpu", "smax-cpu", "mamujoco-cpu"} <= set(
+        profiles
+    )
     for profile in profiles:
         out = compose_params(profile, out=tmp_path / f"{profile}.yaml")
         params = yaml.safe_load(out.read_text())
@@ -226,6 +228,15 @@ def test_profiles_compose_and_build_valid_configs(tmp_path: Path) -> None:
     assert train_config(paper, paper["tasks"][0], "mmsa-no_sale", 1).algo_config.ablation == (
         "no_sale"
     )
+    paper_smax = yaml.safe_load((tmp_path / "paper-smax.yaml").read_text())
+    cell = train_config(paper_smax, "smax-smacv2-5-units", "hpn_qmix", 4)
+    assert (cell.env, cell.steps, cell.algo_config.epsilon_anneal_steps) == (
+        "smax:smacv2_5_units",
+        5_000_000,
+        100_000,
+    )
+    assert set(paper_smax["algos"]) == {"mmsa", "qmix", "vdn", "hpn_qmix"}
+    check_profile(paper_smax)  # HPN-QMIX finds SMAX's entity layout
     with pytest.raises(ValueError, match="profile 'nope' does not exist"):
         compose_params("nope", out=tmp_path / "x.yaml")
     with pytest.raises(ValueError, match="'nope' is not in task_defs"):
