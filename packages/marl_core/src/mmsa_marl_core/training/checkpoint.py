@@ -39,6 +39,7 @@ __all__ = [
     "latest_checkpoint",
     "check_fingerprint",
     "remove_stale_tmp",
+    "nonfinite_tensor",
 ]
 
 log = logging.getLogger("mmsa_marl_core")
@@ -200,3 +201,21 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[prefix + k] = v
     return out
+
+
+def nonfinite_tensor(tree: Any, prefix: str = "") -> str:
+    """The dotted name of the first floating tensor in `tree` with a NaN/inf ('' if none)."""
+    if isinstance(tree, torch.Tensor):
+        bad = tree.is_floating_point() and not bool(torch.isfinite(tree).all())
+        return prefix.rstrip(".") if bad else ""
+    if isinstance(tree, Mapping):
+        items: Any = tree.items()
+    elif isinstance(tree, list | tuple):
+        items = enumerate(tree)
+    else:
+        return ""
+    for key, value in items:
+        found = nonfinite_tensor(value, f"{prefix}{key}.")
+        if found:
+            return found
+    return ""

@@ -11,6 +11,7 @@ learners bootstrap through it, as through a time limit).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,10 +21,13 @@ from mmsa_envs import SMAXVectorEnv, VectorEnv
 
 from ..registry import Learner
 
-__all__ = ["Episodes", "run_episodes", "AnyVectorEnv"]
+__all__ = ["Episodes", "run_episodes", "evaluate_policy", "AnyVectorEnv", "EVAL_SEED_OFFSET"]
 
 AnyVectorEnv = VectorEnv | SMAXVectorEnv
 """What `mmsa_envs.make_vector_env` returns: same `VecStep` contract either way."""
+
+EVAL_SEED_OFFSET = 1_000_003
+"""Evaluation envs use `seed + EVAL_SEED_OFFSET`, so their episodes never repeat training ones."""
 
 
 @dataclass(frozen=True)
@@ -155,3 +159,37 @@ def run_episodes(
         won=won[keep],
         dropped=int(dropped.sum()),
     )
+
+
+def evaluate_policy(
+    envs: AnyVectorEnv,
+    learner: Learner,
+    n_episodes: int,
+    *,
+    env_steps: int,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """Greedy policy for `n_episodes` episodes -> return mean/std (and win rate if the env has
+    one). Greedy acting draws nothing from `rng`."""
+    returns: list[float] = []
+    wins: list[bool] = []
+    lengths: list[int] = []
+    attempts = 0
+    while len(returns) < n_episodes:
+        batch: Episodes = run_episodes(envs, learner, explore=False, env_steps=env_steps, rng=rng)
+        returns.extend(batch.returns.tolist())
+        wins.extend(batch.won.tolist())
+        lengths.extend(batch.lengths.tolist())
+        attempts += 1
+        if attempts > 10 * math.ceil(n_episodes / envs.num_envs):
+            raise RuntimeError("evaluation keeps losing episodes to crashed env workers")
+    r = np.asarray(returns[:n_episodes], np.float64)
+    out = {
+        "return_mean": float(r.mean()),
+        "return_std": float(r.std()),
+        "n_episodes": float(n_episodes),
+        "length_mean": float(np.mean(lengths[:n_episodes])),
+    }
+    if envs.spec.has_win:
+        out["win_rate"] = float(np.mean(wins[:n_episodes]))
+    return out

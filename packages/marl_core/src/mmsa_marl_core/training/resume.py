@@ -25,6 +25,7 @@ from ..data.buffer import EpisodeBuffer
 from ..registry import Learner
 from .collect import AnyVectorEnv
 from .config import TrainConfig, config_to_dict
+from .host_memory import resident_memory_mb
 
 __all__ = [
     "Progress",
@@ -32,7 +33,21 @@ __all__ = [
     "run_fingerprint",
     "checkpoint_payload",
     "restore_payload",
+    "PAYLOAD_KEYS",
 ]
+
+PAYLOAD_KEYS = (
+    "env_steps",
+    "fingerprint",
+    "progress",
+    "learner",
+    "buffer",
+    "rng",
+    "env_counters",
+    "eval_env_counters",
+    "metrics_offset",
+)
+"""What a resume reads from a checkpoint; one that lacks any of them is skipped as incomplete."""
 
 
 @dataclass
@@ -55,6 +70,26 @@ class Progress:
     metric_counts: dict[str, int] = dataclasses.field(default_factory=dict)
     """Updates that reported each metric (a diagnostic may come every k-th update only); a
     checkpoint written before it existed averages every metric over `metric_count`."""
+
+    def train_line(self, learner: Learner, buffer: EpisodeBuffer) -> dict[str, float]:
+        """The next `train` metrics line: each metric's mean over the updates that reported it
+        since the last line, the returns of the episodes collected since then, exploration,
+        skipped updates, dropped episodes, env steps per second and memory."""
+        line: dict[str, float] = {
+            name: total / self.metric_counts.get(name, self.metric_count)
+            for name, total in self.metric_sums.items()
+        }
+        if self.returns:
+            line["return_mean"] = float(np.mean(self.returns))
+            line["return_std"] = float(np.std(self.returns))
+        line["n_episodes"] = float(len(self.returns))
+        line["exploration"] = learner.exploration_rate(self.env_steps)
+        line["nonfinite_updates"] = float(learner.nonfinite_updates)
+        line["dropped_episodes"] = float(self.dropped_episodes)
+        line["steps_per_s"] = self.env_steps / max(self.wall_s, 1e-9)
+        line["buffer_mb"] = buffer.nbytes_filled / 2**20  # what the replay adds to rss_mb
+        line |= resident_memory_mb()  # measured, like wall_s: differs between identical runs
+        return line
 
 
 EXECUTION_KEYS = frozenset({"cuda_graphs"})

@@ -15,7 +15,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mmsa_envs import EnvSpec
+
+from .config import TrainConfig, config_to_dict
+from .reproducible import kernel_settings
 
 __all__ = [
     "versions",
@@ -26,6 +31,7 @@ __all__ = [
     "read_run_config",
     "remove_stale_tmp_json",
     "now",
+    "running_record",
 ]
 
 _DISTS = (
@@ -132,3 +138,25 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ValueError(f"{Path(run_dir) / 'run.json'} is not a run record: it has no 'config'")
     return config
+
+
+def running_record(
+    config: TrainConfig, spec: EnvSpec, device: torch.device, started: str, retained: bool
+) -> dict[str, Any]:
+    """`run.json` of a run that has just started writing: what it is (resolved config, env spec,
+    versions, git commit, device, threads, CPU kernels, whether freed host memory is retained)
+    and `status` "running" since `started`."""
+    return {
+        "config": config_to_dict(config) | {"algo": config.algo},
+        "env_spec": spec_to_dict(spec),
+        "versions": versions(spec),
+        "git_commit": git_commit(),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_kernels": kernel_settings(),
+        "host_memory_retained": retained,
+        "status": "running",
+        "started": started,
+        "finished": None,
+        "env_steps": 0,
+    }
