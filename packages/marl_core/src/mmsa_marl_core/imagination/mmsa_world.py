@@ -37,6 +37,7 @@ __all__ = [
     "REC_TERMS",
     "world_model_terms",
     "rollout_code_pair",
+    "imagined_rows",
     "loss_groups",
     "world_model_diagnostics",
     "world_model_and_rollout",
@@ -62,6 +63,20 @@ def world_model_terms(
     scales = wm.config.loss_scales()
     terms = {f"wm_{name}": scales[name] * value.sum() / count for name, value in wm_losses.items()}
     return terms, metrics, posterior
+
+
+def imagined_rows(real_mask: Tensor, rows: Rows, fraction: float) -> Rows:
+    """The real rows imagination starts from: all of `rows` (those of `real_mask [T, B]` with an
+    observation), or with `fraction` below 1 those of ``max(1, ceil(fraction * B))`` episodes
+    drawn without replacement (`MMSAConfig.imagination_fraction`)."""
+    n_episodes = real_mask.shape[1]
+    if fraction >= 1.0:
+        return rows
+    keep = max(1, math.ceil(fraction * n_episodes))
+    chosen = torch.randperm(n_episodes, device=real_mask.device)[:keep]
+    episodes = torch.zeros(n_episodes, dtype=torch.bool, device=real_mask.device)
+    episodes[chosen] = True
+    return Rows(torch.cat([real_mask[:1], real_mask]) & episodes)
 
 
 def rollout_code_pair(

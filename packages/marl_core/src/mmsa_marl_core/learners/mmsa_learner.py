@@ -32,7 +32,6 @@ model's share of steps 2-3 and 5 (loss terms, rollout codes, loss groups) is in 
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import numpy as np
@@ -40,13 +39,14 @@ import torch
 from torch import Tensor, nn
 
 from mmsa_envs import EnvSpec
-from mmsa_sale import Encoder, FixedEncoders, encoder_loss
+from mmsa_sale import Encoder, FixedEncoders
 from mmsa_worldmodel import WorldModel
 
 from ..data.batch import Batch
 from ..imagination.acting_graph import ActingGraphs
 from ..imagination.imagination_graph import ImaginationGraphs
 from ..imagination.mmsa_world import (
+    imagined_rows,
     loss_groups,
     model_param_groups,
     rollout_code_pair,
@@ -57,8 +57,21 @@ from ..imagination.mmsa_world import (
 from ..imagination.rollout import RolloutEncoder
 from ..networks.agent import onehot_last_actions
 from ..networks.mixers import QMIX
-from ..networks.sale_agent import SALEAgent, agent_inputs, embedding_stats, q_of_action
-from ..ops.optim import RunningMeanStd, grouped_step, optimizer_groups, scalars
+from ..networks.sale_agent import (
+    SALEAgent,
+    agent_inputs,
+    agent_sale_terms,
+    fixed_embedding_stats,
+    q_of_action,
+)
+from ..ops.optim import (
+    RunningMeanStd,
+    grouped_step,
+    optimizer_groups,
+    pre_clip_grad_norms,
+    present_modules,
+    scalars,
+)
 from ..ops.precision import low_precision
 from ..ops.td import Rows, masked_argmax, masked_mean, td_metrics, td_targets
 from ..registry import Learner, register_algo
@@ -112,35 +125,19 @@ class MMSALearner(EpsilonGreedyActing):
             cfg.hypernet_hidden,
             extra_cond_dim=cfg.code_dim if cfg.use_world_model else 0,
         )
-        self.online = nn.ModuleDict(
-            {
-                name: module
-                for name, module in (
-                    ("agent", self.agent),
-                    ("encoders", self.encoders),
-                    ("task_head", self.task_head),
-                    ("world_model", self.world_model),
-                    ("rollout_encoder", self.rollout_encoder),
-                    ("mixer", self.mixer),
-                )
-                if module is not None
-            }
-        ).to(self.device)
+        self.online = present_modules(
+            agent=self.agent, encoders=self.encoders, task_head=self.task_head,
+            world_model=self.world_model, rollout_encoder=self.rollout_encoder, mixer=self.mixer,
+        ).to(self.device)  # fmt: skip
         # ---------------------------------------------------------------- target networks
         # Everything the TD target reads; the encoders keep their own TD7 chain.
         self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         self.target_rollout_encoder = copy.deepcopy(self.rollout_encoder)
-        self.target = nn.ModuleDict(
-            {
-                name: module
-                for name, module in (
-                    ("agent", self.target_agent),
-                    ("rollout_encoder", self.target_rollout_encoder),
-                    ("mixer", self.target_mixer),
-                )
-                if module is not None
-            }
+        self.target = present_modules(
+            agent=self.target_agent,
+            rollout_encoder=self.target_rollout_encoder,
+            mixer=self.target_mixer,
         ).requires_grad_(False)
         # ---------------------------------------------------------------- one optimiser
         td_params = [*self.agent.parameters(), *self.mixer.parameters()]
@@ -240,8 +237,8 @@ class MMSALearner(EpsilonGreedyActing):
                 target_code = code
             else:
                 code, target_code = rollout_code_pair(
-                    posterior, self._imagined_rows(real_mask, rows), self.imagination, hidden,
-                    last_action, greedy,
+                    posterior, imagined_rows(real_mask, rows, cfg.imagination_fraction),
+                    self.imagination, hidden, last_action, greedy,
                     (self.rollout_encoder, self.target_rollout_encoder),
                     first_action_from_data=cfg.first_action_from_data,
                 )  # fmt: skip
@@ -273,15 +270,11 @@ class MMSALearner(EpsilonGreedyActing):
 
         # --- 5. agent SALE loss (TD7: ||g(f(x_t), a_t) - sg(f(x_{t+1}))||^2 on real steps)
         if self.encoders is not None:
-            terms["sale_agent"] = encoder_loss(
-                self.encoders.online, real.take(x), real.take(last_action, 1), real.take(x, 1)
-            )
-            if self.task_head is not None:
-                taken = real.take(last_action, 1)
-                task = self._task_loss(
-                    real.take(x), taken, real.take(reward), real.take(terminated)
-                )
-                terms["sale_agent_task"] = cfg.sale_task_weight * task
+            terms |= agent_sale_terms(
+                self.encoders.online, self.task_head, cfg.sale_task_weight, real.take(x),
+                real.take(last_action, 1), real.take(x, 1), real.take(reward),
+                real.take(terminated),
+            )  # fmt: skip
 
         # --- the one loss: L_TD + b_kl L_KL + b_rec L_rec + b_sale L_SALE
         groups = loss_groups(terms, cfg.ablation, self.device)
@@ -292,7 +285,14 @@ class MMSALearner(EpsilonGreedyActing):
             + cfg.b_sale * groups["sale_loss"]
         )
         applied, norms = self._step(loss)
-        head_norms = self._head_grad_norms(norms["td"]) if applied else {}
+        head_norms = (
+            pre_clip_grad_norms(
+                {"grad_norm_q_head": self.agent.head, "grad_norm_q_linear": self.agent.linear_head},
+                cfg.grad_norm_clip, norms["td"],
+            )
+            if applied
+            else {}
+        )  # fmt: skip
 
         # --- 6. targets and the TD7 encoder chain
         age = float(self.updates - self.encoder_refreshed_at)
@@ -323,48 +323,10 @@ class MMSALearner(EpsilonGreedyActing):
         metrics.update(scalars(values))  # one device sync for all of them
         return metrics
 
-    def _task_loss(self, x: Tensor, action: Tensor, reward: Tensor, terminated: Tensor) -> Tensor:
-        """Squared error of the reward read-out plus logistic loss of the termination read-out of
-        the online `z^oa(x_t, a_t)`, averaged over real steps and agents: x ``[M, N, In]``, action
-        ``[M, N, A]`` one-hot, reward and terminated ``[M]``."""
-        assert self.encoders is not None and self.task_head is not None
-        online = self.encoders.online
-        out = self.task_head(online.zsa(online.zs(x), action))  # [M, N, 2]
-        n_agents = x.shape[1]
-        reward_loss = ((out[..., 0] - reward[:, None]) ** 2).mean()
-        done = terminated.to(out.dtype)[:, None].expand(-1, n_agents)
-        return reward_loss + nn.functional.binary_cross_entropy_with_logits(out[..., 1], done)
-
-    def _imagined_rows(self, real_mask: Tensor, rows: Rows) -> Rows:
-        """The real rows imagination starts from: all of `rows`, or with `imagination_fraction`
-        below 1 those of ``max(1, ceil(fraction * B))`` episodes drawn without replacement."""
-        fraction = self.config.imagination_fraction
-        n_episodes = real_mask.shape[1]
-        if fraction >= 1.0:
-            return rows
-        keep = max(1, math.ceil(fraction * n_episodes))
-        chosen = torch.randperm(n_episodes, device=real_mask.device)[:keep]
-        episodes = torch.zeros(n_episodes, dtype=torch.bool, device=real_mask.device)
-        episodes[chosen] = True
-        return Rows(torch.cat([real_mask[:1], real_mask]) & episodes)
-
     def _step(self, loss: Tensor) -> tuple[bool, dict[str, float]]:
         """One backward pass, a gradient-norm clip per parameter group, one optimiser step —
         skipped (gradients cleared) when the loss or a gradient norm is NaN/inf."""
         return grouped_step(loss, self.optimizer, self._groups)
-
-    def _head_grad_norms(self, td_norm: float) -> dict[str, Tensor]:
-        """Gradient norms of the Q head's parameters before the TD group's clip (the clip
-        scaled them by `min(1, clip / (norm + 1e-6))`, as `clip_grad_norm_` does)."""
-        scale = min(1.0, self.config.grad_norm_clip / (td_norm + 1e-6))
-        parts = {"grad_norm_q_head": self.agent.head, "grad_norm_q_linear": self.agent.linear_head}
-        out = {}
-        for name, module in parts.items():
-            params = [] if module is None else list(module.parameters())
-            grads = [p.grad.flatten() for p in params if p.grad is not None]
-            if grads and len(grads) == len(params):
-                out[name] = torch.linalg.vector_norm(torch.cat(grads)) / scale
-        return out
 
     def update_targets(self) -> None:
         """Hard copy online -> target (QMIX) and `fixed_target <- fixed`; with
@@ -386,13 +348,9 @@ class MMSALearner(EpsilonGreedyActing):
         spread / effective rank of the fixed encoder's `z^o` on its real rows; {} without either."""
         out = {} if self.world_model is None else world_model_diagnostics(self.world_model, batch)
         if self.encoders is not None:
-            with torch.no_grad():
-                real = torch.cat([batch.mask[:1] > 0, batch.mask > 0])  # rows with a real obs
-                last_action = onehot_last_actions(batch.action, self.spec.n_actions)
-                x = agent_inputs(batch.obs, last_action)[real]  # [M, N, In]
-                if x.shape[0] * x.shape[1] >= 2:
-                    spread, erank = embedding_stats(self.encoders.fixed.zs(x).flatten(0, 1))
-                    out["diag_zs_spread"], out["diag_zs_erank"] = float(spread), float(erank)
+            out |= fixed_embedding_stats(
+                self.encoders.fixed, batch.obs, batch.action, batch.mask, self.spec.n_actions
+            )
         return out
 
     # ================================================================== resume

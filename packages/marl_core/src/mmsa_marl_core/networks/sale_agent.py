@@ -36,16 +36,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmsa_sale import Encoder, Phi
+from mmsa_sale import Encoder, Phi, encoder_loss
 
 from ..ops.td import gather_actions
+from .agent import onehot_last_actions
 
 __all__ = [
     "HEADS",
     "SALEAgent",
     "agent_inputs",
+    "agent_sale_terms",
     "all_actions",
     "embedding_stats",
+    "fixed_embedding_stats",
     "masked_greedy",
     "q_of_action",
 ]
@@ -256,3 +259,45 @@ def embedding_stats(z: Tensor) -> tuple[Tensor, Tensor]:
     p = s / s.sum().clamp(min=1e-12)
     erank = torch.exp(-(p * torch.log(p.clamp(min=1e-12))).sum())
     return spread, erank
+
+
+def agent_sale_terms(
+    encoder: Encoder,
+    task_head: nn.Linear | None,
+    task_weight: float,
+    x: Tensor,
+    action: Tensor,
+    next_x: Tensor,
+    reward: Tensor,
+    terminated: Tensor,
+) -> dict[str, Tensor]:
+    """The agent-side SALE loss terms of the online `encoder` on real steps: x, next_x
+    ``[M, N, In]``, action ``[M, N, A]`` one-hot, reward and terminated ``[M]``.
+
+    ``sale_agent``: TD7's ``||g(f(x_t), a_t) - sg(f(x_{t+1}))||^2``; with a `task_head` also
+    ``sale_agent_task``, `task_weight` x (squared error of the reward read-out plus logistic
+    loss of the termination read-out of ``z^oa(x_t, a_t)``, averaged over steps and agents:
+    MR.Q's reward and termination targets)."""
+    terms = {"sale_agent": encoder_loss(encoder, x, action, next_x)}
+    if task_head is not None:
+        out = task_head(encoder.zsa(encoder.zs(x), action))  # [M, N, 2]
+        reward_loss = ((out[..., 0] - reward[:, None]) ** 2).mean()
+        done = terminated.to(out.dtype)[:, None].expand(-1, x.shape[1])
+        task = reward_loss + F.binary_cross_entropy_with_logits(out[..., 1], done)
+        terms["sale_agent_task"] = task_weight * task
+    return terms
+
+
+def fixed_embedding_stats(
+    encoder: Encoder, obs: Tensor, action: Tensor, mask: Tensor, n_actions: int
+) -> dict[str, float]:
+    """``diag_zs_spread`` / ``diag_zs_erank`` (`embedding_stats`) of `encoder`'s ``z^o`` on the
+    rows of a batch that hold a real observation: obs ``[T+1, B, N, O]``, action ``[T, B, N]``,
+    mask ``[T, B]``; {} with fewer than two rows."""
+    with torch.no_grad():
+        real = torch.cat([mask[:1] > 0, mask > 0])  # rows with a real observation
+        x = agent_inputs(obs, onehot_last_actions(action, n_actions))[real]  # [M, N, In]
+        if x.shape[0] * x.shape[1] < 2:
+            return {}
+        spread, erank = embedding_stats(encoder.zs(x).flatten(0, 1))
+        return {"diag_zs_spread": float(spread), "diag_zs_erank": float(erank)}

@@ -19,6 +19,8 @@ __all__ = [
     "optimizer_groups",
     "guarded_step",
     "grouped_step",
+    "pre_clip_grad_norms",
+    "present_modules",
     "scalars",
     "RunningMeanStd",
 ]
@@ -142,3 +144,25 @@ class RunningMeanStd:
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         self.mean, self.var, self.count = float(sd["mean"]), float(sd["var"]), float(sd["count"])
+
+
+def pre_clip_grad_norms(
+    modules: Mapping[str, nn.Module | None], clip: float, group_norm: float
+) -> dict[str, Tensor]:
+    """The gradient norm of each named module's parameters before their group's clip, which
+    scaled them by ``min(1, clip / (group_norm + 1e-6))`` as `clip_grad_norm_` does; a module
+    that is None or has a parameter without a gradient is left out."""
+    scale = min(1.0, clip / (group_norm + 1e-6))
+    out = {}
+    for name, module in modules.items():
+        params = [] if module is None else list(module.parameters())
+        grads = [p.grad.flatten() for p in params if p.grad is not None]
+        if grads and len(grads) == len(params):
+            out[name] = torch.linalg.vector_norm(torch.cat(grads)) / scale
+    return out
+
+
+def present_modules(**modules: nn.Module | None) -> nn.ModuleDict:
+    """A `ModuleDict` of the named modules that are not None (a learner's parts under an
+    ablation), in the order given: the keys its `state_dict` is saved under."""
+    return nn.ModuleDict({name: m for name, m in modules.items() if m is not None})
