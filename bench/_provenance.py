@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["command", "git_commit", "machine", "now", "versions"]
+__all__ = ["command", "git_commit", "machine", "now", "record", "versions"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,3 +72,16 @@ def versions(dists: Iterable[str]) -> dict[str, str]:
         except PackageNotFoundError:
             out[dist] = "not installed"
     return out
+
+
+def record(benchmark: str, dists: Iterable[str]) -> dict[str, Any]:
+    """The header of a results JSON: benchmark name, command, date, commit, machine, and the
+    versions of `dists`."""
+    return {
+        "benchmark": benchmark,
+        "command": command(),
+        "date": now(),
+        "commit": git_commit(),
+        "machine": machine(),
+        "versions": versions(dists),
+    }

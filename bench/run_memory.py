@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import command, git_commit, machine, now, versions  # noqa: E402
+from _provenance import record  # noqa: E402
 
 
 def run_memory(run_dir: Path) -> dict[str, Any]:
@@ -69,14 +69,8 @@ def main() -> None:
     parser.add_argument("run_dirs", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, default=Path("bench/results/run_memory.json"))
     args = parser.parse_args()
-    result = {
-        "benchmark": "run_memory",
-        "command": command(),
-        "date": now(),
-        "commit": git_commit(),
-        "machine": machine(),
-        "versions": versions(["torch", "numpy", "mmsa-marl-core"]),
-        "runs": [run_memory(d) for d in args.run_dirs],
+    result = record("run_memory", ["torch", "numpy", "mmsa-marl-core"]) | {
+        "runs": [run_memory(d) for d in args.run_dirs]
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
