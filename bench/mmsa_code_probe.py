@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import command, git_commit, machine, now, versions  # noqa: E402
+from _provenance import record  # noqa: E402
 
 VARIANTS = ("code", "zero", "shuffled")
 
@@ -121,13 +121,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     runs = [probe_run(d, args.batches, args.seed) for d in args.run_dirs]
-    result = {
-        "benchmark": "mmsa_code_probe",
-        "command": command(),
-        "date": now(),
-        "commit": git_commit(),
-        "machine": machine(),
-        "versions": versions(["torch", "numpy", "mmsa-marl-core"]),
+    result = record("mmsa_code_probe", ["torch", "numpy", "mmsa-marl-core"]) | {
         "batches": args.batches,
         "runs": runs,
     }

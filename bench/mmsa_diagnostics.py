@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _provenance import command, git_commit, machine, now, versions  # noqa: E402
+from _provenance import record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PANELS: list[tuple[str, list[str], str]] = [
@@ -164,13 +164,7 @@ def main() -> None:
     every = int(cfg.get("algo_config", {}).get("diagnostics_every", 200))
     corrected = diag_means(lines, every)
     draw(corrected + [x for x in lines if x["kind"] == "eval"], title, args.out.with_suffix(".png"))
-    out = {
-        "benchmark": "mmsa_diagnostics",
-        "command": command(),
-        "date": now(),
-        "commit": git_commit(),
-        "machine": machine(),
-        "versions": versions(("torch", "numpy", "lbforaging")),
+    out = record("mmsa_diagnostics", ("torch", "numpy", "lbforaging")) | {
         "run_dir": str(args.run_dir),
         "config": cfg,
         "metrics": lines,
